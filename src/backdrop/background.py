@@ -1,0 +1,157 @@
+"""Backgrounds: blur, colour, image and looping video, each rendered at frame size into a
+buffer it owns. None of them looks at the final matte or at any output."""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, Tuple
+
+import cv2
+import numpy as np
+
+from .config import BackgroundSpec, SourceConfig
+from .errors import InputError
+
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
+
+
+class Background(Protocol):
+    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+        """The background for `frame`, (H, W, 3) uint8 RGB. `person` is a float32 low-res
+        person probability (any size), used only by backgrounds made from the frame."""
+
+    def close(self) -> None: ...
+
+
+class BlurBackground:
+    """The frame blurred, computed at reduced resolution.
+
+    The person is left out of the blur (normalised convolution with weights 1 - person), so
+    their colours do not bleed outwards into a halo; where the person covers everything
+    nearby the plain blur is used.
+    """
+
+    def __init__(self, *, strength: float):
+        self.strength = float(strength)
+        self._out: Optional[np.ndarray] = None
+
+    def _small_size(self, w: int, h: int) -> Tuple[Tuple[int, int], float]:
+        sigma = self.strength * h / 720.0          # strength is in pixels of a 720p frame
+        factor = max(1.0, min(sigma / 1.5, 16.0))  # keep >= 1.5 px of blur at low res
+        return (max(8, round(w / factor)), max(8, round(h / factor))), sigma / factor
+
+    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        (sw, sh), sigma = self._small_size(w, h)
+        small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+        keep = 1.0 - cv2.resize(person, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        keep = np.clip(keep, 0.0, 1.0) ** 2       # squared: the uncertain rim counts less
+        num = cv2.GaussianBlur(small * keep[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(keep, (0, 0), sigma)[..., None]
+        plain = cv2.GaussianBlur(small, (0, 0), sigma)
+        weight = np.clip(den * 4.0, 0.0, 1.0)     # trust the weighted blur once den is solid
+        bg = num / np.maximum(den, 1e-4) * weight + plain * (1.0 - weight)
+        bg_small = np.clip(bg + 0.5, 0, 255).astype(np.uint8)
+        if self._out is None or self._out.shape != frame.shape:
+            self._out = np.empty_like(frame)
+        cv2.resize(bg_small, (w, h), dst=self._out, interpolation=cv2.INTER_LINEAR)
+        return self._out
+
+    def close(self) -> None:
+        self._out = None
+
+
+class ColourBackground:
+    def __init__(self, *, colour: Tuple[int, int, int]):
+        self.colour = tuple(int(c) for c in colour)
+        self._out: Optional[np.ndarray] = None
+
+    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+        if self._out is None or self._out.shape != frame.shape:
+            self._out = np.empty_like(frame)
+            self._out[:] = self.colour
+        return self._out
+
+    def close(self) -> None:
+        self._out = None
+
+
+def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to cover width x height without distortion, then crop the centre."""
+    ih, iw = image.shape[:2]
+    s = max(width / iw, height / ih)
+    nw, nh = max(width, round(iw * s)), max(height, round(ih * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (nw, nh), interpolation=interp)
+    x, y = (nw - width) // 2, (nh - height) // 2
+    return np.ascontiguousarray(scaled[y:y + height, x:x + width])
+
+
+def read_image_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"cannot read image '{path}': not an image OpenCV can decode"
+                         " (use PNG, JPEG, WebP, BMP or TIFF)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class ImageBackground:
+    def __init__(self, *, path: str):
+        self.path = path
+        self._image = read_image_rgb(path)
+        self._out: Optional[np.ndarray] = None
+
+    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+        if self._out is None or self._out.shape != frame.shape:
+            self._out = cover(self._image, frame.shape[1], frame.shape[0])
+        return self._out
+
+    def close(self) -> None:
+        self._out = None
+
+
+class VideoBackground:
+    """A video or animated GIF, looping, advanced by its own frame rate against the output's."""
+
+    def __init__(self, *, path: str, fps: float = 30.0):
+        from .sources import open_source  # sources owns cv2.VideoCapture
+
+        self.path = path
+        self._source = open_source(SourceConfig(source=path, loop=True))
+        self._step = (self._source.fps or fps) / fps
+        self._due = 0.0
+        self._raw = self._next_raw()
+        self._fresh = True
+        self._out: Optional[np.ndarray] = None
+
+    def _next_raw(self) -> np.ndarray:
+        frame = self._source.read()
+        if frame is None:
+            raise InputError(f"background video '{self.path}' has no readable frames")
+        return frame
+
+    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+        self._due += self._step
+        while self._due >= 1.0:
+            self._raw = self._next_raw()
+            self._due -= 1.0
+            self._fresh = True
+        if self._fresh or self._out is None or self._out.shape != frame.shape:
+            self._out = cover(self._raw, frame.shape[1], frame.shape[0])
+            self._fresh = False
+        return self._out
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def create_background(spec: BackgroundSpec, *, fps: float = 30.0) -> Optional[Background]:
+    """None for kinds that composite nothing (none, transparent)."""
+    if spec.kind == "blur":
+        return BlurBackground(strength=spec.strength)
+    if spec.kind == "colour":
+        return ColourBackground(colour=spec.colour)
+    if spec.kind == "file":
+        if spec.path.lower().endswith(VIDEO_EXTS):
+            return VideoBackground(path=spec.path, fps=fps)
+        return ImageBackground(path=spec.path)
+    return None

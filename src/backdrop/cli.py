@@ -1,0 +1,138 @@
+"""Command line: subcommands, building the config, mapping errors to messages and exit codes.
+
+Heavy modules (mediapipe, cv2, numba) are imported inside the commands so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Dict, List, Optional
+
+from . import __version__
+from .config import QUALITIES, Config, load
+from .errors import BackdropError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _live_parser(sub) -> None:
+    p = sub.add_parser("live", help="webcam -> virtual camera and preview",
+                       description="Process a camera (or a file, or the demo scene) live and "
+                       "send it to a virtual camera, a preview window and/or a file.")
+    p.add_argument("--camera", help="camera index or device path (default: auto)")
+    p.add_argument("--source", help="a video, image, folder of frames, or 'demo' instead of a camera")
+    p.add_argument("--background", help="blur[:STRENGTH], none, a colour (#00ff00, green), "
+                   "or an image/video/GIF path (default: blur)")
+    p.add_argument("--sink", action="append", metavar="SINK",
+                   help="vcam, preview, null or an output file; repeat for several "
+                   "(default: vcam, plus preview when a display exists)")
+    p.add_argument("--vcam-device", "--camera-out", dest="vcam_device", metavar="DEV",
+                   help="the v4l2loopback device to write to (default: the first one)")
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--fps", type=float)
+    p.add_argument("--quality", choices=QUALITIES)
+    p.add_argument("--mirror", action="store_true", default=None, help="flip left-right")
+    p.add_argument("--no-loop", dest="loop", action="store_false", default=None,
+                   help="play a file source once instead of looping")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--config", help="a TOML file (see config/default.toml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backdrop", description="Blur or replace the background behind a person.")
+    parser.add_argument("--version", action="version", version=f"backdrop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _live_parser(sub)
+    from . import bench, offline  # light: no heavy imports at module level
+    offline.add_parsers(sub)
+    bench.add_parser(sub)
+    sub.add_parser("devices", help="list cameras and virtual cameras")
+    sub.add_parser("doctor", help="check that live will work here, and say how to fix it")
+    return parser
+
+
+def live_overrides(args: argparse.Namespace) -> Dict[str, Dict]:
+    """CLI flags -> the same {section: {key: value}} shape as a TOML file."""
+    pick = lambda **kv: {k: v for k, v in kv.items() if v is not None}
+    return {
+        "source": pick(camera=args.camera, source=args.source, width=args.width,
+                       height=args.height, fps=args.fps, loop=args.loop),
+        "pipeline": pick(quality=args.quality, background=args.background, mirror=args.mirror),
+        "output": pick(sinks=args.sink, vcam_device=args.vcam_device),
+        "runner": pick(frames=args.frames),
+    }
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    config: Config = load(args.config, live_overrides(args))
+    from .pipeline import Pipeline
+    from .runner import run_live
+    from .segment import silence_native_logs
+    from .sinks import open_sink
+    from .sources import open_source
+
+    silence_native_logs()
+    sent = run_live(
+        config,
+        make_source=lambda: open_source(config.source),
+        make_pipeline=lambda: Pipeline(config.pipeline, fps=config.source.fps),
+        open_sink=open_sink, log=log)
+    log(f"stopped after {sent} frames")
+    return EXIT_OK
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .sinks import list_virtual_cameras
+    from .sources import list_cameras
+
+    cams, vcams = list_cameras(), list_virtual_cameras()
+    print("cameras:" if cams else "cameras: none found")
+    for c in cams:
+        print(f"  {c['path']}  {c.get('name', '')}")
+    print("virtual cameras:" if vcams else "virtual cameras: none (see `backdrop doctor`)")
+    for c in vcams:
+        print(f"  {c['path']}  {c.get('name', '')}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    ok = True
+    for check in run_checks():
+        print(f"[{'ok' if check.ok else 'FAIL' if check.required else 'warn'}] "
+              f"{check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            print(f"       fix: {check.fix}")
+        ok = ok and (check.ok or not check.required)
+    print("live will work" if ok else "live will not work until the FAIL lines are fixed")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from . import bench, offline
+
+    commands = {"live": cmd_live, "devices": cmd_devices, "doctor": cmd_doctor,
+                "bench": bench.cmd_bench, **offline.COMMANDS}
+    try:
+        return commands[args.command](args)
+    except BackdropError as e:
+        log(f"backdrop: error: {e}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        log("backdrop: interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

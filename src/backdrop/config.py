@@ -1,0 +1,244 @@
+"""Settings: frozen dataclasses, defaults, TOML loading and validation.
+
+Validated once at load; nothing here is parsed per frame. TOML sections map onto the
+dataclasses below field by field, and CLI flags override the same fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Tuple
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+QUALITIES = ("fast", "balanced", "best")
+MODELS = ("auto", "landscape", "general")
+NAMED_COLOURS = {
+    "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128),
+    "gray": (128, 128, 128), "red": (255, 0, 0), "green": (0, 255, 0),
+    "blue": (0, 0, 255), "yellow": (255, 255, 0), "cyan": (0, 255, 255),
+    "magenta": (255, 0, 255), "orange": (255, 165, 0), "purple": (128, 0, 128),
+}
+DEFAULT_BLUR = 12.0
+MAX_BLUR = 100.0
+
+
+@dataclass(frozen=True)
+class BackgroundSpec:
+    """What to put behind the person. kind: blur | none | colour | transparent | file."""
+
+    kind: str
+    strength: float = DEFAULT_BLUR
+    colour: Tuple[int, int, int] = (0, 0, 0)
+    path: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "blur":
+            return f"blur:{self.strength:g}"
+        if self.kind == "colour":
+            return "#%02x%02x%02x" % self.colour
+        return self.path if self.kind == "file" else self.kind
+
+
+def parse_colour(text: str) -> Optional[Tuple[int, int, int]]:
+    """'#0f0', '#00ff00', '00ff00' or a colour name -> (r, g, b); None if not a colour."""
+    t = text.strip().lower()
+    if t in NAMED_COLOURS:
+        return NAMED_COLOURS[t]
+    m = re.fullmatch(r"#?([0-9a-f]{6}|[0-9a-f]{3})", t)
+    if not m:
+        return None
+    h = m.group(1)
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+
+
+def parse_background(spec: str) -> BackgroundSpec:
+    """Parse a --background SPEC; raise ConfigError naming the allowed forms."""
+    text = str(spec).strip()
+    low = text.lower()
+    if low in ("none", "off"):
+        return BackgroundSpec("none")
+    if low == "transparent":
+        return BackgroundSpec("transparent")
+    if low == "blur" or low.startswith("blur:"):
+        raw = low.partition(":")[2] or str(DEFAULT_BLUR)
+        try:
+            strength = float(raw)
+        except ValueError:
+            strength = -1.0
+        if not 0 < strength <= MAX_BLUR:
+            raise ConfigError(
+                f"background '{text}': blur strength must be a number in (0, {MAX_BLUR:g}],"
+                f" e.g. blur:12")
+        return BackgroundSpec("blur", strength=strength)
+    colour = parse_colour(text)
+    if colour is not None:
+        return BackgroundSpec("colour", colour=colour)
+    if text.startswith("#") or not text:
+        raise ConfigError(
+            f"background '{text}' is not a colour: use #rrggbb (e.g. #00ff00) or a name"
+            f" like green, white, black")
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"background '{text}': no such file, and not blur, none, transparent or a colour"
+            f" (#rrggbb or a name like green)")
+    return BackgroundSpec("file", path=str(path))
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    camera: str = "auto"        # "auto", an index ("0") or a device path ("/dev/video2")
+    source: str = ""            # a video, image, folder of frames or "demo"; empty = camera
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    loop: bool = True           # loop file sources
+    mjpg: bool = True           # ask cameras for MJPG (more fps at high resolutions over USB)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    quality: str = "balanced"
+    model: str = "auto"         # auto: chosen by the quality preset
+    background: BackgroundSpec = field(default_factory=lambda: BackgroundSpec("blur"))
+    mirror: bool = False
+
+    @classmethod
+    def preset(cls, quality: str, **changes: Any) -> "PipelineConfig":
+        return validate_pipeline(cls(quality=quality, **changes))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    sinks: Tuple[str, ...] = ("auto",)   # auto = vcam + preview when a display exists
+    vcam_device: str = ""               # empty: the first v4l2loopback device
+    backgrounds: Tuple[str, ...] = ("blur", "none")  # cycled by the 'b' hotkey
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    frames: int = 0                 # stop after N frames; 0 = run until stopped
+    status_interval: float = 5.0    # seconds between status lines; 0 = none
+
+
+@dataclass(frozen=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+
+SECTIONS = {"source": SourceConfig, "pipeline": PipelineConfig,
+            "output": OutputConfig, "runner": RunnerConfig}
+
+
+def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
+    where = f"[{section}] {key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if isinstance(default, BackgroundSpec):
+        return parse_background(value) if not isinstance(value, BackgroundSpec) else value
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return str(value)
+
+
+def _section(name: str, cls: type, current: Any, values: Mapping[str, Any]) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[{name}] must be a table of settings, got {values!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting [{name}] {key}; allowed: {', '.join(sorted(known))}")
+        changes[key] = _coerce(name, key, value, getattr(current, key))
+    return dataclasses.replace(current, **changes)
+
+
+def merge(config: Config, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
+    """Apply {section: {key: value}} (from TOML or CLI flags) and validate the result."""
+    changes = {}
+    for name, values in overrides.items():
+        if name not in SECTIONS:
+            raise ConfigError(
+                f"unknown section [{name}]; allowed: {', '.join(sorted(SECTIONS))}")
+        changes[name] = _section(name, SECTIONS[name], getattr(config, name), values)
+    return validate(dataclasses.replace(config, **changes))
+
+
+def load(path: Optional[os.PathLike] = None, overrides: Optional[Mapping] = None) -> Config:
+    """Defaults, then the TOML file (if any), then overrides; validated."""
+    config = Config()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} not found; see config/default.toml") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {p} cannot be read: {e}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from e
+        config = merge(config, data)
+    return merge(config, overrides or {})
+
+
+def _choice(where: str, value: str, allowed: Tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{where} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def validate_pipeline(p: PipelineConfig) -> PipelineConfig:
+    _choice("[pipeline] quality", p.quality, QUALITIES)
+    _choice("[pipeline] model", p.model, MODELS)
+    return p
+
+
+def validate(config: Config) -> Config:
+    s = config.source
+    if not (16 <= s.width <= 7680 and 16 <= s.height <= 4320):
+        raise ConfigError(
+            f"[source] width x height must be between 16x16 and 7680x4320; got {s.width}x{s.height}")
+    if not 1 <= s.fps <= 240:
+        raise ConfigError(f"[source] fps must be between 1 and 240; got {s.fps:g}")
+    validate_pipeline(config.pipeline)
+    for spec in config.output.backgrounds:
+        parse_background(spec)
+    if not config.output.sinks:
+        raise ConfigError("[output] sinks must name at least one sink: vcam, preview, null or a file")
+    if config.runner.frames < 0:
+        raise ConfigError(f"[runner] frames must be 0 (no limit) or more; got {config.runner.frames}")
+    if config.runner.status_interval < 0:
+        raise ConfigError("[runner] status_interval must be 0 (off) or more seconds")
+    return config

@@ -1,0 +1,164 @@
+"""Pipeline.process(frame): segment -> smooth -> refine -> composite, one synchronous call
+shared by the live, image and video modes. No threads, no sleeping, no devices here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+
+from . import kernels
+from .background import Background, create_background
+from .config import PipelineConfig, parse_background
+from .refine import GuidedRefiner, MaskSmoother, check_frame
+from .segment import Segmenter, create_segmenter
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Internal tuning behind --quality."""
+
+    model: str
+    guide_width: int        # the low-res guide (and guided-filter) resolution, long side
+    radius: int             # guided filter radius, guide pixels
+    eps: float
+    smoothing: float        # temporal ratio (0 = off)
+
+
+PRESETS: Dict[str, Preset] = {
+    "fast": Preset(model="landscape", guide_width=240, radius=3, eps=2e-3, smoothing=0.6),
+    "balanced": Preset(model="landscape", guide_width=320, radius=4, eps=1e-3, smoothing=0.7),
+    "best": Preset(model="general", guide_width=480, radius=5, eps=1e-3, smoothing=0.7),
+}
+
+
+@dataclass
+class Frame:
+    """One processed frame. `image` and `alpha` are the pipeline's own buffers: valid until
+    the next process() call; copy them to keep them."""
+
+    image: np.ndarray                 # (H, W, 3) uint8 RGB, composited
+    alpha: np.ndarray                 # (H, W) uint8 matte, 255 = person
+    timings: Dict[str, float] = field(default_factory=dict)   # ms per stage
+
+
+class Pipeline:
+    def __init__(self, config: Optional[PipelineConfig] = None, *,
+                 segmenter: Optional[Segmenter] = None, fps: float = 30.0):
+        self.config = config or PipelineConfig()
+        self.preset = PRESETS[self.config.quality]
+        model = self.preset.model if self.config.model == "auto" else self.config.model
+        self.segmenter = segmenter if segmenter is not None else create_segmenter(model=model)
+        self.smoother = MaskSmoother(ratio=self.preset.smoothing)
+        self.refiner = GuidedRefiner(radius=self.preset.radius, eps=self.preset.eps)
+        self.fps = fps
+        self.mirror = self.config.mirror
+        self.spec = self.config.background
+        self.background: Optional[Background] = create_background(self.spec, fps=fps)
+        self._buffers: Dict[str, np.ndarray] = {}
+
+    # -- live controls -------------------------------------------------------------------
+    def set_background(self, spec) -> None:
+        """Swap the background (a BackgroundSpec or SPEC string); takes effect next frame."""
+        spec = parse_background(spec) if isinstance(spec, str) else spec
+        new = create_background(spec, fps=self.fps)
+        old, self.background, self.spec = self.background, new, spec
+        if old is not None:
+            old.close()
+
+    def reset(self) -> None:
+        """Forget temporal state (call between unrelated images or videos)."""
+        self.smoother.reset()
+
+    # -- processing ----------------------------------------------------------------------
+    def _buffer(self, name: str, shape, dtype=np.uint8) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != tuple(shape):
+            buf = self._buffers[name] = np.empty(shape, dtype)
+        return buf
+
+    def _guide_size(self, w: int, h: int):
+        k = max(1, round(max(w, h) / self.preset.guide_width))
+        return max(1, w // k), max(1, h // k)
+
+    def _person(self, frame: np.ndarray, t: Dict[str, float]):
+        """Model + smoothing at low res: (guide_rgb, person probability at guide size)."""
+        h, w = frame.shape[:2]
+        t0 = time.perf_counter()
+        gw, gh = self._guide_size(w, h)
+        guide = cv2.resize(frame, (gw, gh), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(guide, self.segmenter.input_size, interpolation=cv2.INTER_AREA)
+        raw = self.segmenter.segment(small)
+        t1 = time.perf_counter()
+        smoothed = self.smoother.update(raw)
+        person = cv2.resize(smoothed, (gw, gh), interpolation=cv2.INTER_LINEAR)
+        t2 = time.perf_counter()
+        t["segment"] = (t1 - t0) * 1e3
+        t["smooth"] = (t2 - t1) * 1e3
+        return guide, person
+
+    def process(self, frame: np.ndarray) -> Frame:
+        return self._run(frame, composite=True)
+
+    def _run(self, frame: np.ndarray, *, composite: bool) -> Frame:
+        check_frame("frame", frame)
+        t: Dict[str, float] = {}
+        h, w = frame.shape[:2]
+        out = self._buffer("out", frame.shape)
+        alpha = self._buffer("alpha", (h, w))
+        if composite and self.spec.kind == "none":
+            np.copyto(out, frame)
+            alpha.fill(255)
+            return self._finish(out, alpha, t)
+        guide, person = self._person(frame, t)
+        t0 = time.perf_counter()
+        grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
+        coef_a, coef_b = self.refiner.coefficients(grey, person)
+        t1 = time.perf_counter()
+        use_bg = composite and self.background is not None
+        bg = self.background.render(frame, person) if use_bg else None
+        t2 = time.perf_counter()
+        if bg is None and composite:
+            np.copyto(out, frame)
+        self.refiner.apply(frame, coef_a, coef_b, alpha, bg, out)
+        t3 = time.perf_counter()
+        t["refine"] = (t1 - t0) * 1e3
+        t["background"] = (t2 - t1) * 1e3
+        t["composite"] = (t3 - t2) * 1e3
+        return self._finish(out, alpha, t)
+
+    def _finish(self, out: np.ndarray, alpha: np.ndarray, t: Dict[str, float]) -> Frame:
+        if self.mirror:
+            mirrored = self._buffer("mirrored", out.shape)
+            cv2.flip(out, 1, dst=mirrored)
+            out = mirrored
+        return Frame(image=out, alpha=alpha, timings=t)
+
+    def matte(self, frame: np.ndarray) -> np.ndarray:
+        """The person matte as float32 (H, W) in [0, 1] (a new array); no compositing."""
+        return self._run(frame, composite=False).alpha.astype(np.float32) * np.float32(1 / 255)
+
+    def warm_up(self) -> float:
+        """Compile kernels and run the model once; returns seconds spent."""
+        t = time.perf_counter()
+        kernels.warm_up()
+        w, h = self.segmenter.input_size
+        self.segmenter.segment(np.zeros((h, w, 3), np.uint8))
+        return time.perf_counter() - t
+
+    def close(self) -> None:
+        if self.background is not None:
+            self.background.close()
+            self.background = None
+        seg, self.segmenter = self.segmenter, None
+        if seg is not None:
+            seg.close()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,141 @@
+"""Person segmentation: the Segmenter protocol, MediaPipe backends and the model registry.
+
+Models come from the installed mediapipe==0.10.21 wheel; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Dict, Optional, Protocol, Tuple, Type
+
+import numpy as np
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    relpath: str                 # inside the mediapipe package
+    input_size: Tuple[int, int]  # (width, height) the model expects
+
+
+MODELS: Dict[str, ModelInfo] = {
+    "landscape": ModelInfo(
+        "landscape", "modules/selfie_segmentation/selfie_segmentation_landscape.tflite", (256, 144)),
+    "general": ModelInfo(
+        "general", "modules/selfie_segmentation/selfie_segmentation.tflite", (256, 256)),
+}
+
+
+class Segmenter(Protocol):
+    """Runs a model on an RGB image already shrunk to `input_size`."""
+
+    input_size: Tuple[int, int]
+
+    def segment(self, small_rgb: np.ndarray) -> np.ndarray:
+        """Person probability, float32 (h, w) in [0, 1], at input size. The caller may not
+        keep the returned array across calls (it can be the backend's own buffer)."""
+
+    def close(self) -> None: ...
+
+
+def model_path(info: ModelInfo) -> str:
+    try:
+        import mediapipe
+    except ImportError as e:  # pragma: no cover - install problem
+        raise ModelError("mediapipe is not installed; reinstall backdrop"
+                         " (pip install 'mediapipe==0.10.21')") from e
+    path = os.path.join(os.path.dirname(mediapipe.__file__), info.relpath)
+    if not os.path.isfile(path):
+        raise ModelError(
+            f"model {info.name} not found at {path}: mediapipe {mediapipe.__version__} ships no"
+            " segmentation models; install mediapipe==0.10.21")
+    return path
+
+
+class MediaPipeSegmenter:
+    """MediaPipe Tasks ImageSegmenter on one of the selfie models."""
+
+    def __init__(self, *, model: str = "landscape"):
+        if model not in MODELS:
+            raise ModelError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        self.info = MODELS[model]
+        self.input_size = self.info.input_size
+        path = model_path(self.info)
+        try:
+            with quiet_stderr():
+                self._create(path)
+        except Exception as e:  # mediapipe raises RuntimeError/ValueError for broken files
+            raise ModelError(f"cannot load model {path}: {e}") from e
+
+    def _create(self, path: str) -> None:
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        options = vision.ImageSegmenterOptions(
+            base_options=BaseOptions(model_asset_path=path),
+            running_mode=vision.RunningMode.IMAGE,
+            output_confidence_masks=True,
+            output_category_mask=False)
+        with warnings.catch_warnings():  # protobuf deprecation noise inside mediapipe
+            warnings.simplefilter("ignore", UserWarning)
+            self._segmenter = vision.ImageSegmenter.create_from_options(options)
+        w, h = self.input_size
+        self.segment(np.zeros((h, w, 3), np.uint8))  # the first run prints; do it here
+
+    def segment(self, small_rgb: np.ndarray) -> np.ndarray:
+        w, h = self.input_size
+        if small_rgb.shape != (h, w, 3) or small_rgb.dtype != np.uint8:
+            raise ValueError(f"expected ({h}, {w}, 3) uint8, got {small_rgb.shape} {small_rgb.dtype}")
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
+                               data=np.ascontiguousarray(small_rgb))
+        result = self._segmenter.segment(image)
+        # numpy_view() is read-only memory owned by mediapipe: callers copy what they keep.
+        return result.confidence_masks[0].numpy_view()
+
+    def close(self) -> None:
+        seg, self._segmenter = getattr(self, "_segmenter", None), None
+        if seg is not None:
+            seg.close()
+
+    def __enter__(self) -> "MediaPipeSegmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+SEGMENTERS: Dict[str, Type] = {"mediapipe": MediaPipeSegmenter}
+
+
+def create_segmenter(*, backend: str = "mediapipe", model: str = "landscape") -> Segmenter:
+    if backend not in SEGMENTERS:
+        raise ModelError(f"unknown segmenter {backend!r}; choose one of {', '.join(SEGMENTERS)}")
+    return SEGMENTERS[backend](model=model)
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """MediaPipe and TFLite write INFO/WARNING lines straight to fd 2 while loading, which
+    no environment variable of 0.10.21 silences. Hide fd 2 for that moment only."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def silence_native_logs() -> None:
+    """MediaPipe/TFLite print INFO/WARNING lines to stderr on load; keep a user's terminal clean."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,88 @@
+"""The pipeline with the real model on real pictures of people."""
+
+import numpy as np
+import pytest
+
+from backdrop.config import PipelineConfig, parse_background
+from backdrop.pipeline import Pipeline
+
+
+def make(spec="#00ff00", quality="balanced", **kw):
+    return Pipeline(PipelineConfig.preset(quality, background=parse_background(spec), **kw))
+
+
+def is_green(px):
+    px = px.astype(int)
+    return (px[..., 1] > 200) & (px[..., 0] < 60) & (px[..., 2] < 60)
+
+
+def test_green_background_replaces_wall_and_keeps_the_person(astronaut):
+    with make("#00ff00") as p:
+        r = p.process(astronaut)
+    assert r.image.shape == astronaut.shape and r.image.dtype == np.uint8
+    wall = r.image[20:80, 300:340]          # grey studio wall beside her head
+    face = r.image[120:160, 200:250]        # her face
+    assert is_green(wall).mean() > 0.95
+    assert is_green(face).mean() == 0
+    np.testing.assert_array_equal(r.image[r.alpha == 255], astronaut[r.alpha == 255])
+    assert r.alpha[130, 220] == 255 and r.alpha[40, 320] == 0
+    assert set(r.timings) >= {"segment", "smooth", "refine", "background", "composite"}
+
+
+@pytest.mark.parametrize("quality", ["fast", "balanced", "best"])
+def test_masks_match_hand_made_masks(eval_photos, quality):
+    ious = []
+    with make("transparent", quality) as p:
+        for _, img, truth in eval_photos:
+            p.reset()
+            m = p.matte(img)
+            assert m.shape == truth.shape and m.dtype == np.float32
+            pred, gt = m >= 0.5, truth >= 128
+            ious.append((pred & gt).sum() / (pred | gt).sum())
+    assert np.mean(ious) > 0.85, ious
+
+
+def test_blur_has_no_person_halo(astronaut):
+    """The person's orange suit must not be smeared into the blurred wall next to it."""
+    with make("blur:20") as p:
+        r = p.process(astronaut)
+    bg_only = r.alpha < 10
+    near = np.zeros_like(bg_only)
+    near[200:300, 440:512] = True                    # wall right of the helmet and shoulder
+    region = r.image[bg_only & near].astype(int)
+    # the wall is grey: channels stay close; an orange halo would make R >> B
+    assert region.size and np.median(region[:, 0] - region[:, 2]) < 40
+
+
+def test_set_background_mirror_and_none(astronaut):
+    with make("#00ff00") as p:
+        green = p.process(astronaut).image.copy()
+        p.set_background("#0000ff")
+        blue = p.process(astronaut).image.copy()
+        assert (blue[30, 320] == [0, 0, 255]).all() and (green[30, 320] == [0, 255, 0]).all()
+        p.mirror = True
+        mirrored = p.process(astronaut).image
+        np.testing.assert_array_equal(mirrored, blue[:, ::-1])
+        p.mirror = False
+        p.set_background("none")
+        np.testing.assert_array_equal(p.process(astronaut).image, astronaut)
+
+
+def test_frame_size_can_change_and_input_is_not_modified(astronaut):
+    with make("blur") as p:
+        small = np.ascontiguousarray(astronaut[:240, :320])
+        before = small.copy()
+        assert p.process(small).image.shape == (240, 320, 3)
+        assert p.process(astronaut).image.shape == (512, 512, 3)
+        np.testing.assert_array_equal(small, before)
+        ro = astronaut.copy()
+        ro.flags.writeable = False
+        assert p.process(ro).alpha.shape == (512, 512)
+
+
+def test_bad_frames_are_rejected_clearly():
+    with make() as p:
+        with pytest.raises(TypeError, match="uint8 RGB"):
+            p.process(np.zeros((10, 10), np.uint8))
+        with pytest.raises(ValueError, match="contiguous"):
+            p.process(np.zeros((10, 20, 3), np.uint8)[:, ::2])

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from backdrop.refine import GuidedRefiner, MaskSmoother
+
+
+def test_smoother_state_does_not_alias_the_input():
+    """The trap from the design notes: the segmenter reuses its output buffer."""
+    s = MaskSmoother(ratio=0.7)
+    buf = np.full((4, 5), 0.5, np.float32)
+    first = s.update(buf).copy()
+    buf[:] = 1.0                      # the segmenter overwrites its buffer
+    np.testing.assert_array_equal(s.update(np.full((4, 5), 0.5, np.float32)),
+                                  np.full((4, 5), 0.5, np.float32))
+    assert np.array_equal(first, np.full((4, 5), 0.5, np.float32))
+
+
+def test_smoother_leans_on_history_only_where_uncertain():
+    s = MaskSmoother(ratio=0.8)
+    s.update(np.zeros((2, 2), np.float32))
+    out = s.update(np.array([[1.0, 0.5], [0.0, 0.45]], np.float32))
+    assert out[0, 0] == pytest.approx(1.0, abs=1e-3)   # confident: follows at once
+    assert out[0, 1] == pytest.approx(0.1, abs=1e-3)   # uncertain: 0.5 + (0 - 0.5) * 0.8
+    assert not out.flags.writeable
+    buf = np.array(out)
+    s.reset()
+    np.testing.assert_array_equal(s.update(buf), buf)
+
+
+def test_smoother_restarts_on_new_size_and_rejects_bad_input():
+    s = MaskSmoother()
+    s.update(np.zeros((2, 2), np.float32))
+    np.testing.assert_array_equal(s.update(np.ones((3, 3), np.float32)), np.ones((3, 3)))
+    with pytest.raises(TypeError, match="float32"):
+        s.update(np.zeros((2, 2), np.uint8))
+    with pytest.raises(ValueError):
+        MaskSmoother(ratio=1.0)
+
+
+def test_guided_refiner_snaps_a_blocky_mask_to_the_frame_edge():
+    # a bright square on dark; the coarse mask is the square blurred and shifted by 2 px
+    H = W = 64
+    frame = np.zeros((H, W, 3), np.uint8)
+    frame[16:48, 16:48] = 220
+    truth = np.zeros((H, W), np.float32)
+    truth[16:48, 16:48] = 1
+    g = 4  # guide is 16x16
+    guide = frame[::g, ::g, 0].astype(np.float32) / 255
+    coarse = np.zeros((16, 16), np.float32)
+    coarse[4:12, 5:13] = 1
+    r = GuidedRefiner(radius=2, eps=1e-3)
+    a, b = r.coefficients(guide, coarse)
+    alpha = np.zeros((H, W), np.uint8)
+    r.apply(frame, a, b, alpha)
+    naive = np.kron(coarse, np.ones((g, g), np.float32))
+    err = lambda m: np.abs(m - truth).mean()
+    assert err(alpha / 255.0) < err(naive) * 0.75
+
+
+def test_guided_refiner_checks_shapes():
+    r = GuidedRefiner()
+    with pytest.raises(ValueError, match="shape"):
+        r.coefficients(np.zeros((4, 4), np.float32), np.zeros((4, 5), np.float32))
+    with pytest.raises(TypeError, match="RGB"):
+        r.apply(np.zeros((4, 4), np.uint8), np.zeros((2, 2), np.float32),
+                np.zeros((2, 2), np.float32), np.zeros((4, 4), np.uint8))
