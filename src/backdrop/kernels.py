@@ -37,70 +37,43 @@ def smooth_masks(prev, new, ratio, out):
             out[y, x] = p + (prev[y, x] - p) * (uncertainty * ratio)
 
 
-@njit(cache=True, nogil=True)
-def guided_blend(frame, coef_a, coef_b, y0, y1, fy, x0, x1, fx, lo, scale, bg, out, alpha, rows):
-    """Apply a fast guided filter and blend, in one pass over the full-resolution frame.
+@njit(cache=True, nogil=True, fastmath=True)
+def guided_alpha(grey, coef_a, coef_b, lo, scale, alpha):
+    """Apply guided-filter coefficients at full resolution: q = a * grey / 255 + b, then
+    alpha = clip((q - lo) * scale, 0, 1) as uint8 0..255.
 
-    coef_a, coef_b: float32 (h, w) guided-filter coefficients computed at low resolution
-    for a grey guide in 0..1. For each output pixel they are sampled bilinearly (row and
-    column tables y0/y1/fy, x0/x1/fx), q = a * grey + b, and the matte is
-    alpha = clip((q - lo) * scale, 0, 1) stored as uint8 0..255 in `alpha`.
-    out = frame * alpha + bg * (1 - alpha), uint8 with rounding. `bg` may be None-like
-    (a 0-row array) to only compute alpha. `rows` is float32 (2, w) scratch space.
+    All arrays (H, W), C-contiguous: grey and alpha uint8, coef_a/coef_b float32 (already
+    upsampled). One flat loop over contiguous memory so the compiler vectorises it.
     """
-    H, W = alpha.shape
-    w = coef_a.shape[1]
-    ra = rows[0]
-    rb = rows[1]
-    blend = bg.shape[0] == H
-    for y in range(H):
-        ya, yb, f = y0[y], y1[y], fy[y]
-        for i in range(w):
-            ra[i] = coef_a[ya, i] + (coef_a[yb, i] - coef_a[ya, i]) * f
-            rb[i] = coef_b[ya, i] + (coef_b[yb, i] - coef_b[ya, i]) * f
-        for x in range(W):
-            xa, xb, g = x0[x], x1[x], fx[x]
-            a = ra[xa] + (ra[xb] - ra[xa]) * g
-            b = rb[xa] + (rb[xb] - rb[xa]) * g
-            r = np.int32(frame[y, x, 0])
-            gg = np.int32(frame[y, x, 1])
-            bl = np.int32(frame[y, x, 2])
-            grey = (r * 77 + gg * 150 + bl * 29) * np.float32(1.0 / (256 * 255))
-            q = ((a * grey + b) - lo) * scale
-            if q < 0.0:
-                q = 0.0
-            elif q > 1.0:
-                q = 1.0
-            m = np.int32(q * 255.0 + 0.5)
-            alpha[y, x] = m
-            if blend:
-                n = 255 - m
-                for c in range(3):
-                    v = np.int32(frame[y, x, c]) * m + np.int32(bg[y, x, c]) * n + 128
-                    out[y, x, c] = (v + (v >> 8)) >> 8
+    g = grey.reshape(-1)
+    a = coef_a.reshape(-1)
+    b = coef_b.reshape(-1)
+    al = alpha.reshape(-1)
+    k = np.float32(1.0 / 255.0)
+    for i in range(al.shape[0]):
+        q = ((a[i] * (np.float32(g[i]) * k) + b[i]) - lo) * scale
+        q = min(max(q, np.float32(0.0)), np.float32(1.0))
+        al[i] = np.uint8(q * np.float32(255.0) + np.float32(0.5))
 
 
 @njit(cache=True, nogil=True)
 def blend_u8(frame, alpha, bg, out):
-    """out = frame * a + bg * (1 - a) with a = alpha / 255, all uint8, rounded."""
-    H, W = alpha.shape
-    for y in range(H):
-        for x in range(W):
-            m = np.int32(alpha[y, x])
-            n = 255 - m
-            for c in range(3):
-                v = np.int32(frame[y, x, c]) * m + np.int32(bg[y, x, c]) * n + 128
-                out[y, x, c] = (v + (v >> 8)) >> 8
+    """out = frame * a + bg * (1 - a), a = alpha / 255, uint8 with rounding.
 
-
-def bilinear_tables(src: int, dst: int):
-    """Index and weight tables for resizing an axis of length src to dst (pixel centres
-    aligned, as cv2.INTER_LINEAR does)."""
-    pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
-    pos = np.clip(pos, 0, src - 1)
-    i0 = np.floor(pos).astype(np.int32)
-    i1 = np.minimum(i0 + 1, src - 1).astype(np.int32)
-    return i0, i1, (pos - i0).astype(np.float32)
+    frame, bg, out (H, W, 3) and alpha (H, W), C-contiguous. uint16 arithmetic over flat
+    memory: (v + (v >> 8)) >> 8 with v = f*m + g*(255-m) + 128 equals round(v / 255).
+    """
+    f = frame.reshape(-1)
+    g = bg.reshape(-1)
+    o = out.reshape(-1)
+    al = alpha.reshape(-1)
+    for i in range(al.shape[0]):
+        m = np.uint16(al[i])
+        n = np.uint16(255) - m
+        for c in range(3):
+            j = 3 * i + c
+            v = np.uint16(f[j]) * m + np.uint16(g[j]) * n + np.uint16(128)
+            o[j] = np.uint8((v + (v >> np.uint16(8))) >> np.uint16(8))
 
 
 def warm_up() -> float:
@@ -110,10 +83,8 @@ def warm_up() -> float:
     m = np.zeros((4, 4), np.float32)
     smooth_masks(m, m, np.float32(0.5), m.copy())
     frame = np.zeros((8, 8, 3), np.uint8)
-    y0, y1, fy = bilinear_tables(4, 8)
-    alpha = np.zeros((8, 8), np.uint8)
-    for bg in (frame, np.zeros((0, 0, 3), np.uint8)):
-        guided_blend(frame, m, m, y0, y1, fy, y0, y1, fy, np.float32(0), np.float32(1),
-                     bg, frame.copy(), alpha, np.zeros((2, 4), np.float32))
-    blend_u8(frame, alpha, frame, frame.copy())
+    grey = np.zeros((8, 8), np.uint8)
+    coef = np.zeros((8, 8), np.float32)
+    guided_alpha(grey, coef, coef, np.float32(0), np.float32(1), grey.copy())
+    blend_u8(frame, grey, frame, frame.copy())
     return time.perf_counter() - t

@@ -55,8 +55,8 @@ class MaskSmoother:
 
 
 class GuidedRefiner:
-    """Fast guided filter: coefficients from a grey guide at low resolution, applied to the
-    full-resolution frame inside the blend kernel.
+    """Fast guided filter: coefficients from a grey guide at low resolution, upsampled and
+    applied to the full-resolution grey frame.
 
     radius and eps are in guide pixels and grey-level variance (0..1 scale). lo/hi stretch
     the filtered mask so the inside is solid and the background clear.
@@ -69,8 +69,7 @@ class GuidedRefiner:
         self.eps = np.float32(eps)
         self.lo = np.float32(lo)
         self.scale = np.float32(1.0 / (hi - lo))
-        self._tables: dict = {}
-        self._rows = np.zeros((2, 1), np.float32)
+        self._full: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
 
     def coefficients(self, guide_grey: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """guide_grey, mask: float32 (h, w), same shape. Returns mean_a, mean_b at (h, w)."""
@@ -86,31 +85,20 @@ class GuidedRefiner:
         return box(a), box(b)
 
     def apply(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
-              alpha: np.ndarray, bg: Optional[np.ndarray] = None,
-              out: Optional[np.ndarray] = None) -> None:
-        """Write the full-resolution matte (uint8) into `alpha`; if `bg` is given, also
-        write frame-over-bg into `out`, in the same pass."""
+              alpha: np.ndarray) -> None:
+        """Write the full-resolution matte (uint8, 255 = person) into `alpha`."""
         check_frame("frame", frame)
         H, W = frame.shape[:2]
         check_mask("coef_a", coef_a)
         check_mask("coef_b", coef_b, coef_a.shape)
-        if alpha.shape != (H, W) or alpha.dtype != np.uint8:
-            raise ValueError(f"alpha: expected ({H}, {W}) uint8, got {alpha.shape} {alpha.dtype}")
-        if bg is None:
-            bg = out = np.zeros((0, 0, 3), np.uint8)
-        else:
-            check_frame("bg", bg)
-            if bg.shape != frame.shape or out is None or out.shape != frame.shape:
-                raise ValueError(f"bg and out must have the frame's shape {frame.shape}")
-        tables = self._tables_for(coef_a.shape, (H, W))
-        if self._rows.shape[1] != coef_a.shape[1]:
-            self._rows = np.zeros((2, coef_a.shape[1]), np.float32)
-        kernels.guided_blend(frame, coef_a, coef_b, *tables, self.lo, self.scale, bg, out,
-                             alpha, self._rows)
-
-    def _tables_for(self, small: Tuple[int, int], full: Tuple[int, int]):
-        key = (small, full)
-        if key not in self._tables:
-            self._tables = {key: kernels.bilinear_tables(small[0], full[0])
-                            + kernels.bilinear_tables(small[1], full[1])}
-        return self._tables[key]
+        if alpha.shape != (H, W) or alpha.dtype != np.uint8 or not alpha.flags.c_contiguous:
+            raise ValueError(f"alpha: expected ({H}, {W}) uint8 C-contiguous, got"
+                             f" {alpha.shape} {alpha.dtype}")
+        if self._full is None or self._full[0].shape != (H, W):
+            self._full = (np.empty((H, W), np.uint8), np.empty((H, W), np.float32),
+                          np.empty((H, W), np.float32))
+        grey, full_a, full_b = self._full
+        cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY, dst=grey)
+        cv2.resize(coef_a, (W, H), dst=full_a, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(coef_b, (W, H), dst=full_b, interpolation=cv2.INTER_LINEAR)
+        kernels.guided_alpha(grey, full_a, full_b, self.lo, self.scale, alpha)
