@@ -1,0 +1,197 @@
+"""Benchmark metrics on tiny hand-made masks, and synthetic-sequence determinism."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import metrics  # noqa: E402
+
+PHOTOS = BENCHMARKS.parent.parent / "shared" / "evaldata" / "photos"
+needs_photos = pytest.mark.skipif(not (PHOTOS / "images").is_dir(),
+                                  reason=f"evaluation photos not found at {PHOTOS}")
+
+
+def square(shape, top, left, size, value=255):
+    m = np.zeros(shape, np.uint8)
+    m[top:top + size, left:left + size] = value
+    return m
+
+
+def step(shape, edges):
+    """Person left of column ``edges[row]`` in each row."""
+    m = np.zeros(shape, np.uint8)
+    for row, edge in enumerate(edges):
+        m[row, :edge] = 255
+    return m
+
+
+# ---- IoU
+
+def test_iou_of_square_and_square_shifted_by_one():
+    truth = square((4, 4), 1, 1, 2)
+    pred = square((4, 4), 1, 2, 2)
+    assert metrics.iou(pred, truth) == pytest.approx(2 / 6)  # 2 shared of 6 pixels
+
+
+def test_iou_edge_cases():
+    empty = np.zeros((4, 4), np.uint8)
+    assert metrics.iou(empty, empty) == 1.0
+    assert metrics.iou(empty, square((4, 4), 1, 1, 2)) == 0.0
+    assert metrics.iou(square((4, 4), 0, 0, 4), square((4, 4), 0, 0, 4)) == 1.0
+
+
+def test_iou_threshold_is_128():
+    truth = square((4, 4), 1, 1, 2)
+    assert metrics.iou(square((4, 4), 1, 1, 2, value=128), truth) == 1.0
+    assert metrics.iou(square((4, 4), 1, 1, 2, value=127), truth) == 0.0
+
+
+def test_mismatched_masks_are_rejected():
+    with pytest.raises(ValueError):
+        metrics.iou(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint8))
+    with pytest.raises(TypeError):
+        metrics.mae(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint8))
+
+
+# ---- boundary F
+
+def test_boundary_map_of_a_square_is_its_ring():
+    b = metrics.boundary_map(metrics.binarize(square((4, 4), 1, 1, 2)))
+    expected = np.array([[1, 1, 1, 0],
+                         [1, 0, 1, 0],
+                         [1, 1, 1, 0],
+                         [0, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(b, expected)
+
+
+def test_boundary_radius_and_disk():
+    assert metrics.boundary_radius((10, 12)) == 1  # 0.0075 * 15.6 -> 1
+    assert metrics.boundary_radius((480, 854)) == 8  # 0.0075 * 979.6 = 7.35 -> 8
+    np.testing.assert_array_equal(metrics.disk(1), [[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+
+
+def test_boundary_f_identical_masks_is_one():
+    m = square((60, 80), 10, 20, 25)
+    assert metrics.boundary_f(m, m) == 1.0
+
+
+def test_boundary_f_lower_for_shifted_square():
+    truth = square((60, 80), 10, 20, 25)
+    assert 0.0 < metrics.boundary_f(square((60, 80), 10, 26, 25), truth) < 1.0
+
+
+def test_boundary_prf_hand_computed_jog():
+    # 10x12, radius 1. Truth edge: column 4 in every row (10 boundary pixels).
+    # Prediction: edge at column 4 in rows 0-4, column 7 in rows 5-9; its boundary
+    # is (0..4, 4) + (4, 5..7) + (5..9, 7) = 13 pixels, of which 6 lie within 1 px
+    # (plus-shaped disk) of the truth edge; 6 truth pixels (rows 0-5) are matched.
+    truth = step((10, 12), [5] * 10)
+    pred = step((10, 12), [5] * 5 + [8] * 5)
+    p, r, f = metrics.boundary_prf(pred, truth)
+    assert p == pytest.approx(6 / 13)
+    assert r == pytest.approx(6 / 10)
+    assert f == pytest.approx(12 / 23)
+
+
+def test_boundary_f_edge_cases():
+    empty, full = np.zeros((8, 8), np.uint8), np.full((8, 8), 255, np.uint8)
+    ring = square((8, 8), 2, 2, 3)
+    assert metrics.boundary_prf(empty, empty) == (1.0, 1.0, 1.0)
+    assert metrics.boundary_f(full, full) == 1.0  # the frame border is no boundary
+    assert metrics.boundary_prf(empty, ring) == (1.0, 0.0, 0.0)
+    assert metrics.boundary_prf(ring, empty) == (0.0, 1.0, 0.0)
+
+
+# ---- MAE
+
+def test_mae_uses_the_soft_prediction():
+    pred = np.array([[0, 255], [128, 64]], np.uint8)
+    truth = np.array([[0, 255], [255, 0]], np.uint8)
+    assert metrics.mae(pred, truth) == pytest.approx((127 + 64) / 4 / 255)
+
+
+# ---- temporal
+
+def test_flicker_and_flips_zero_for_constant_sequence():
+    seq = [square((6, 6), 1, 1, 3)] * 5
+    assert metrics.flicker(seq, seq) == 0.0
+    assert metrics.flip_rate(seq) == 0.0
+
+
+def test_flicker_of_alternating_sequence():
+    a, b = np.full((4, 4), 100, np.uint8), np.full((4, 4), 151, np.uint8)
+    preds = [a, b, a, b, a]
+    truths = [square((4, 4), 0, 0, 2)] * 5
+    assert metrics.flicker(preds, truths) == pytest.approx(51 / 255)  # 0.2 per step
+    assert metrics.flip_rate(preds) == 1.0  # 100 < 128 <= 151: every pixel flips
+
+
+def test_flicker_subtracts_truth_motion():
+    t0, t1 = square((4, 4), 0, 0, 2), square((4, 4), 0, 2, 2)  # 8 of 16 px change
+    preds = [np.zeros((4, 4), np.uint8), np.full((4, 4), 255, np.uint8)] * 2
+    truths = [t0, t1, t0, t1]
+    assert metrics.flicker(preds, truths) == pytest.approx(1.0 - 0.5)
+    assert metrics.flip_rate(truths) == pytest.approx(0.5)
+
+
+def test_temporal_metrics_need_two_frames():
+    one = [np.zeros((4, 4), np.uint8)]
+    assert math.isnan(metrics.flicker(one, one))
+    assert math.isnan(metrics.flip_rate(one))
+
+
+def test_to_uint8_rounds_and_clips():
+    m = np.array([[0.0, 0.5], [1.2, -0.1]], np.float32)
+    np.testing.assert_array_equal(metrics.to_uint8(m, (2, 2)), [[0, 128], [255, 0]])
+
+
+# ---- synthetic sequences
+
+@needs_photos
+@pytest.mark.parametrize("kind", ["static", "moving"])
+def test_synthetic_sequences_are_deterministic(kind):
+    import synthetic
+
+    frames1, masks1 = synthetic.GENERATORS[kind](PHOTOS, 3, seed=1)
+    frames2, masks2 = synthetic.GENERATORS[kind](PHOTOS, 3, seed=1)
+    assert frames1[0].shape == (480, 640, 3) and frames1[0].dtype == np.uint8
+    assert masks1[0].shape == (480, 640) and masks1[0].dtype == np.uint8
+    for f1, f2, m1, m2 in zip(frames1, frames2, masks1, masks2):
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(m1, m2)
+    assert not np.array_equal(frames1[0], frames1[1])  # noise differs per frame
+
+
+@needs_photos
+def test_static_truth_is_constant_and_person_sized():
+    import synthetic
+
+    _, masks = synthetic.render_static(PHOTOS, 4, seed=0)
+    for m in masks[1:]:
+        np.testing.assert_array_equal(m, masks[0])
+    rows = np.nonzero((masks[0] >= 128).any(axis=1))[0]
+    assert rows[-1] == 479  # the person reaches the bottom edge, like a webcam subject
+    assert 0.4 * 480 <= rows[-1] - rows[0] + 1 <= 0.62 * 480
+
+
+@needs_photos
+def test_moving_truth_moves():
+    import synthetic
+
+    _, masks = synthetic.render_moving(PHOTOS, 3, seed=0)
+    assert not np.array_equal(masks[0], masks[2])
+
+
+def test_quality_skips_cleanly_without_evaldata(tmp_path, capsys):
+    pytest.importorskip("mediapipe")
+    import quality
+
+    assert quality.main(["--evaldata", str(tmp_path), "--methods", "raw-landscape"]) == 0
+    out = capsys.readouterr()
+    assert "skipping set photos" in out.err and "nothing evaluated" in out.out
