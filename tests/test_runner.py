@@ -81,9 +81,9 @@ def run(source, sinks, frames=0, backgrounds=("blur", "none")):
     cfg = Config(output=OutputConfig(sinks=tuple(s.name for s in sinks), backgrounds=backgrounds),
                  runner=RunnerConfig(frames=frames, status_interval=0))
     by_name = {s.name: s for s in sinks}
-    sent = run_live(cfg, make_source=lambda: source, make_pipeline=lambda: pipe,
-                    open_sink=lambda spec, **kw: by_name[spec], log=lambda m: None)
-    return sent, pipe
+    stats = run_live(cfg, make_source=lambda: source, make_pipeline=lambda: pipe,
+                     open_sink=lambda spec, **kw: by_name[spec], log=lambda m: None)
+    return stats.sent, pipe
 
 
 def test_stops_after_n_frames_and_releases_everything():
@@ -155,7 +155,7 @@ def test_hotkeys_cycle_toggle_mirror_and_quit():
 
 
 def test_stop_event_ends_the_loop():
-    src, sink = FakeSource(n=10**9), FakeSink()
+    src = FakeSource(n=10**9)
     stop = threading.Event()
 
     class StoppingSink(FakeSink):
@@ -166,6 +166,7 @@ def test_stop_event_ends_the_loop():
 
     s = StoppingSink()
     cfg = Config(output=OutputConfig(sinks=("s",)), runner=RunnerConfig(status_interval=0))
-    sent = run_live(cfg, make_source=lambda: src, make_pipeline=FakePipeline,
-                    open_sink=lambda spec, **kw: s, log=lambda m: None, stop=stop)
-    assert sent == 3 and s.closed == 1
+    stats = run_live(cfg, make_source=lambda: src, make_pipeline=FakePipeline,
+                     open_sink=lambda spec, **kw: s, log=lambda m: None, stop=stop)
+    assert stats.sent == 3 and s.closed == 1
+    assert len(stats.times.samples["latency"]) == 3

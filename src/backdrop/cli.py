@@ -80,12 +80,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     from .sources import open_source
 
     silence_native_logs()
-    sent = run_live(
+    stats = run_live(
         config,
         make_source=lambda: open_source(config.source),
         make_pipeline=lambda: Pipeline(config.pipeline, fps=config.source.fps),
         open_sink=open_sink, log=log)
-    log(f"stopped after {sent} frames")
+    log(f"stopped after {stats.sent} frames")
     return EXIT_OK
 
 

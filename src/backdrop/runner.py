@@ -12,12 +12,12 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 from .config import Config, parse_background
-from .errors import BackdropError, SinkError, SourceError, VirtualCameraError
+from .errors import VirtualCameraError
 from .timing import RateMeter, StageTimes
 
 Log = Callable[[str], None]
@@ -192,9 +192,15 @@ class StatusLine:
             self.log(f"{self.rate.fps():5.1f} fps | ms p50: " + ", ".join(parts))
 
 
+@dataclass
+class RunStats:
+    sent: int            # frames processed and sent
+    times: StageTimes    # per-stage ms of the last frames, including send and latency
+
+
 def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
-             open_sink: Callable, log: Log, stop: Optional[threading.Event] = None) -> int:
-    """Run until stopped, N frames, or the end of a non-looping source. Returns frames sent."""
+             open_sink: Callable, log: Log, stop: Optional[threading.Event] = None) -> RunStats:
+    """Run until stopped, N frames, or the end of a non-looping source."""
     stop = stop or threading.Event()
     restore = install_signal_handlers(stop)
     with contextlib.ExitStack() as stack:
@@ -210,7 +216,8 @@ def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
         grabber = stack.enter_context(contextlib.closing(LatestFrame(source).start()))
         controls = Controls(pipeline, config.output.backgrounds, log)
         status = StatusLine(config.runner.status_interval, log)
-        return _loop(config.runner.frames, grabber, pipeline, sinks, controls, status, stop)
+        sent = _loop(config.runner.frames, grabber, pipeline, sinks, controls, status, stop)
+        return RunStats(sent=sent, times=status.times)
 
 
 def _loop(limit: int, grabber: LatestFrame, pipeline, sinks, controls: Controls,

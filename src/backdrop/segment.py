@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Dict, Optional, Protocol, Tuple, Type
+from typing import Dict, Protocol, Tuple, Type
 
 import numpy as np
 
