@@ -63,22 +63,80 @@ def test_blend_u8_matches_reference(ro):
     assert (out[0, 0] == bg[0, 0]).all() and (out[0, 1] == frame[0, 1]).all()
 
 
+def ref_resize_linear(img, h, w):
+    """Bilinear resize with pixel centres aligned (the cv2.INTER_LINEAR convention)."""
+    sh, sw = img.shape
+    ys = np.clip((np.arange(h) + 0.5) * sh / h - 0.5, 0, sh - 1)
+    xs = np.clip((np.arange(w) + 0.5) * sw / w - 0.5, 0, sw - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, sh - 1), np.minimum(x0 + 1, sw - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
+    bot = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def ref_guided(frame, ca, cb, lo, scale):
+    """Dense guided-filter application: upsample a, b; q = a * grey + b; clip."""
+    H, W = frame.shape[:2]
+    a = ref_resize_linear(ca.astype(np.float64), H, W)
+    b = ref_resize_linear(cb.astype(np.float64), H, W)
+    f = frame.astype(np.int64)
+    grey = (f[..., 0] * 77 + f[..., 1] * 150 + f[..., 2] * 29) / (256 * 255)
+    return np.round(np.clip((a * grey + b - lo) * scale, 0, 1) * 255).astype(np.uint8)
+
+
+def axis_tables(small, full):
+    pos = (np.arange(full) + 0.5) * (small / full)
+    cell = np.minimum(np.floor(pos), small - 1).astype(np.int32)
+    starts = np.searchsorted(cell, np.arange(small + 1)).astype(np.int32)
+    src = np.clip(pos - 0.5, 0, small - 1)
+    tap = np.floor(src).astype(np.int32)
+    return starts, tap, (src - tap).astype(np.float32)
+
+
 @pytest.mark.parametrize("ro", [False, True])
-def test_guided_alpha_matches_reference(ro):
-    grey = rng.integers(0, 256, (23, 31), dtype=np.uint8)
-    ca = (rng.random((23, 31), dtype=np.float32) - 0.5) * 2
-    cb = rng.random((23, 31), dtype=np.float32)
-    alpha = np.zeros((23, 31), np.uint8)
-    args = [readonly(x) if ro else x for x in (grey, ca, cb)]
-    kernels.guided_alpha(*args, np.float32(0.1), np.float32(1 / 0.8), alpha)
-    q = np.clip((ca * (grey / 255.0) + cb - 0.1) / 0.8, 0, 1)
-    want = np.round(q * 255)
-    # float32 with fastmath vs float64: at most one level apart
-    assert np.abs(alpha.astype(int) - want).max() <= 1
+@pytest.mark.parametrize("size", [(23, 31, 6, 8), (40, 64, 10, 16), (7, 9, 7, 9)])
+def test_refine_spans_matches_dense_reference(ro, size):
+    H, W, h, w = size
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    bg = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    ca = (rng.random((h, w), dtype=np.float32) - 0.5) * 2
+    cb = rng.random((h, w), dtype=np.float32)
+    xs, xt, xw = axis_tables(w, W)
+    ys, yt, yw = axis_tables(h, H)
+    spans = np.array([[cy, 0, w] for cy in range(h)], np.int32)   # every cell
+    alpha = np.zeros((H, W), np.uint8)
+    out = bg.copy()
+    scratch = np.zeros((4, max(w, W)), np.float32)
+    f, a, b = (readonly(x) if ro else x for x in (frame, ca, cb))
+    kernels.refine_spans(f, a, b, spans, xs, ys, xt, xw, yt, yw, np.float32(0.1),
+                         np.float32(1.25), True, out, alpha, scratch)
+    want = ref_guided(frame, ca, cb, 0.1, 1.25)
+    assert np.abs(alpha.astype(int) - want).max() <= 1      # float32 vs float64
+    np.testing.assert_array_equal(out, ref_blend(frame, alpha, bg))
     assert (alpha == 0).any() and (alpha == 255).any() and ((alpha > 0) & (alpha < 255)).any()
+
+
+def test_refine_spans_touches_only_its_spans():
+    frame = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    ca = rng.random((4, 6), dtype=np.float32)
+    cb = rng.random((4, 6), dtype=np.float32)
+    xs, xt, xw = axis_tables(6, 30)
+    ys, yt, yw = axis_tables(4, 20)
+    alpha = np.full((20, 30), 7, np.uint8)
+    out = np.full((20, 30, 3), 9, np.uint8)
+    spans = np.array([[1, 2, 4]], np.int32)          # cell row 1, cell columns 2..3
+    kernels.refine_spans(frame, ca, cb, spans, xs, ys, xt, xw, yt, yw, np.float32(0),
+                         np.float32(1), False, out, alpha, np.zeros((4, 30), np.float32))
+    inside = np.zeros((20, 30), bool)
+    inside[ys[1]:ys[2], xs[2]:xs[4]] = True
+    assert (alpha[~inside] == 7).all() and (out == 9).all()
+    want = ref_guided(frame, ca, cb, 0.0, 1.0)
+    assert np.abs(alpha[inside].astype(int) - want[inside]).max() <= 1
 
 
 def test_warm_up_compiles_everything():
     assert kernels.warm_up() >= 0
-    for k in (kernels.smooth_masks, kernels.guided_alpha, kernels.blend_u8):
+    for k in (kernels.smooth_masks, kernels.refine_spans, kernels.blend_u8):
         assert k.signatures, f"{k.__name__} was not compiled"

@@ -64,3 +64,36 @@ def test_guided_refiner_checks_shapes():
     with pytest.raises(TypeError, match="RGB"):
         r.apply(np.zeros((4, 4), np.uint8), np.zeros((2, 2), np.float32),
                 np.zeros((2, 2), np.float32), np.zeros((4, 4), np.uint8))
+
+
+def test_guided_refiner_apply_equals_dense_computation_everywhere():
+    """The plan skips cells it proves constant: the result must equal the dense filter."""
+    import cv2
+    from test_kernels import ref_guided
+
+    rng = np.random.default_rng(3)
+    H, W = 90, 160
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:18, 0:32]
+    person = np.clip(1.5 - np.hypot((xx - 16) / 8, (yy - 14) / 9), 0, 1).astype(np.float32)
+    guide = cv2.resize(frame, (32, 18), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    r = GuidedRefiner(radius=2, eps=1e-3)
+    a, b = r.coefficients(grey, person)
+    state = r.plan(a, b)
+    assert (state == 0).any() and (state == 1).any() and (state == 2).any()
+    bg = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    alpha = np.zeros((H, W), np.uint8)
+    out = bg.copy()
+    r.apply(frame, a, b, alpha, out)
+    want = ref_guided(frame, a, b, float(r.lo), float(r.scale))
+    assert np.abs(alpha.astype(int) - want).max() <= 1
+    m = alpha.astype(np.float64)[..., None] / 255
+    assert np.abs(out - (frame * m + bg * (1 - m))).max() <= 1
+
+
+def test_edge_spans_are_runs_per_row():
+    from backdrop.refine import edge_spans
+
+    grid = np.array([[0, 1, 1, 0, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)
+    assert edge_spans(grid).tolist() == [[0, 1, 3], [0, 4, 5], [2, 0, 5]]

@@ -15,49 +15,47 @@ VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 
 
 class Background(Protocol):
-    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
-        """The background for `frame`, (H, W, 3) uint8 RGB. `person` is a float32 low-res
-        person probability (any size), used only by backgrounds made from the frame."""
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
+               out: np.ndarray) -> None:
+        """Write the background for `frame` into `out`, (H, W, 3) uint8 RGB. `guide` is the
+        frame shrunk (RGB uint8) and `person` the float32 person probability at the
+        guide's size; only backgrounds made from the frame itself use them."""
 
     def close(self) -> None: ...
 
 
 class BlurBackground:
-    """The frame blurred, computed at reduced resolution.
+    """The frame blurred, computed on the small guide image and enlarged.
 
-    The person is left out of the blur (normalised convolution with weights 1 - person), so
-    their colours do not bleed outwards into a halo; where the person covers everything
-    nearby the plain blur is used.
+    The person is left out of the blur (normalised convolution with weights
+    (1 - person)^2), so their colours do not bleed outwards into a halo; where the person
+    covers everything nearby the plain blur is used.
     """
 
     def __init__(self, *, strength: float):
-        self.strength = float(strength)
-        self._out: Optional[np.ndarray] = None
+        self.strength = float(strength)     # Gaussian sigma in pixels of a 720p frame
 
-    def _small_size(self, w: int, h: int) -> Tuple[Tuple[int, int], float]:
-        sigma = self.strength * h / 720.0          # strength is in pixels of a 720p frame
-        factor = max(1.0, min(sigma / 1.5, 16.0))  # keep >= 1.5 px of blur at low res
-        return (max(8, round(w / factor)), max(8, round(h / factor))), sigma / factor
-
-    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
+               out: np.ndarray) -> None:
         h, w = frame.shape[:2]
-        (sw, sh), sigma = self._small_size(w, h)
-        small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
-        keep = 1.0 - cv2.resize(person, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        keep = np.clip(keep, 0.0, 1.0) ** 2       # squared: the uncertain rim counts less
+        sigma = self.strength * h / 720.0 * guide.shape[0] / h   # in guide pixels
+        # Blur at a size where sigma is ~2 px: the same picture for far less work.
+        shrink = max(1.0, sigma / 2.0)
+        size = (max(4, round(guide.shape[1] / shrink)), max(4, round(guide.shape[0] / shrink)))
+        sigma /= guide.shape[1] / size[0]
+        small = cv2.resize(guide, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        person = cv2.resize(person, size, interpolation=cv2.INTER_AREA)
+        keep = np.clip(1.0 - person, 0.0, 1.0) ** 2
         num = cv2.GaussianBlur(small * keep[..., None], (0, 0), sigma)
         den = cv2.GaussianBlur(keep, (0, 0), sigma)[..., None]
         plain = cv2.GaussianBlur(small, (0, 0), sigma)
         weight = np.clip(den * 4.0, 0.0, 1.0)     # trust the weighted blur once den is solid
         bg = num / np.maximum(den, 1e-4) * weight + plain * (1.0 - weight)
         bg_small = np.clip(bg + 0.5, 0, 255).astype(np.uint8)
-        if self._out is None or self._out.shape != frame.shape:
-            self._out = np.empty_like(frame)
-        cv2.resize(bg_small, (w, h), dst=self._out, interpolation=cv2.INTER_LINEAR)
-        return self._out
+        cv2.resize(bg_small, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
 
     def close(self) -> None:
-        self._out = None
+        pass
 
 
 class ColourBackground:
@@ -65,11 +63,12 @@ class ColourBackground:
         self.colour = tuple(int(c) for c in colour)
         self._out: Optional[np.ndarray] = None
 
-    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
+               out: np.ndarray) -> None:
         if self._out is None or self._out.shape != frame.shape:
             self._out = np.empty_like(frame)
-            self._out[:] = self.colour
-        return self._out
+            self._out[:] = self.colour      # broadcasting a tuple is slow: do it once
+        np.copyto(out, self._out)
 
     def close(self) -> None:
         self._out = None
@@ -100,10 +99,11 @@ class ImageBackground:
         self._image = read_image_rgb(path)
         self._out: Optional[np.ndarray] = None
 
-    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
+               out: np.ndarray) -> None:
         if self._out is None or self._out.shape != frame.shape:
             self._out = cover(self._image, frame.shape[1], frame.shape[0])
-        return self._out
+        np.copyto(out, self._out)
 
     def close(self) -> None:
         self._out = None
@@ -129,7 +129,8 @@ class VideoBackground:
             raise InputError(f"background video '{self.path}' has no readable frames")
         return frame
 
-    def render(self, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
+               out: np.ndarray) -> None:
         self._due += self._step
         while self._due >= 1.0:
             self._raw = self._next_raw()
@@ -138,7 +139,7 @@ class VideoBackground:
         if self._fresh or self._out is None or self._out.shape != frame.shape:
             self._out = cover(self._raw, frame.shape[1], frame.shape[0])
             self._fresh = False
-        return self._out
+        np.copyto(out, self._out)
 
     def close(self) -> None:
         self._source.close()

@@ -37,25 +37,6 @@ def smooth_masks(prev, new, ratio, out):
             out[y, x] = p + (prev[y, x] - p) * (uncertainty * ratio)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def guided_alpha(grey, coef_a, coef_b, lo, scale, alpha):
-    """Apply guided-filter coefficients at full resolution: q = a * grey / 255 + b, then
-    alpha = clip((q - lo) * scale, 0, 1) as uint8 0..255.
-
-    All arrays (H, W), C-contiguous: grey and alpha uint8, coef_a/coef_b float32 (already
-    upsampled). One flat loop over contiguous memory so the compiler vectorises it.
-    """
-    g = grey.reshape(-1)
-    a = coef_a.reshape(-1)
-    b = coef_b.reshape(-1)
-    al = alpha.reshape(-1)
-    k = np.float32(1.0 / 255.0)
-    for i in range(al.shape[0]):
-        q = ((a[i] * (np.float32(g[i]) * k) + b[i]) - lo) * scale
-        q = min(max(q, np.float32(0.0)), np.float32(1.0))
-        al[i] = np.uint8(q * np.float32(255.0) + np.float32(0.5))
-
-
 @njit(cache=True, nogil=True)
 def blend_u8(frame, alpha, bg, out):
     """out = frame * a + bg * (1 - a), a = alpha / 255, uint8 with rounding.
@@ -84,7 +65,134 @@ def warm_up() -> float:
     smooth_masks(m, m, np.float32(0.5), m.copy())
     frame = np.zeros((8, 8, 3), np.uint8)
     grey = np.zeros((8, 8), np.uint8)
-    coef = np.zeros((8, 8), np.float32)
-    guided_alpha(grey, coef, coef, np.float32(0), np.float32(1), grey.copy())
+    coef = np.zeros((1, 1), np.float32)
     blend_u8(frame, grey, frame, frame.copy())
+    spans = np.array([[0, 0, 1]], np.int32)
+    edges = np.array([0, 8], np.int32)
+    taps = np.zeros(8, np.int32)
+    for blend in (True, False):
+        refine_spans(frame, coef, coef, spans, edges, edges, taps, coef[0], taps, coef[0],
+                     np.float32(0), np.float32(1), blend, frame.copy(), grey.copy(),
+                     np.zeros((4, 8), np.float32))
     return time.perf_counter() - t
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def refine_spans(frame, coef_a, coef_b, spans, xs, ys, x0, fx, y0, fy, lo, scale, blend,
+                 out, alpha, scratch):
+    """The guided filter's full-resolution step, only along the listed spans of cells.
+
+    coef_a, coef_b: float32 (h, w) at guide resolution; per pixel q = a * grey/255 + b with
+    a, b sampled bilinearly (x0/fx, y0/fy: left/top tap and its weight per full-res
+    column/row; the other tap is index + 1, clamped). alpha = clip((q - lo) * scale, 0, 1)
+    as uint8. spans: int32 (n, 3) of (cell row, first cell column, end cell column); cell
+    (cy, cx) covers rows ys[cy]:ys[cy+1], columns xs[cx]:xs[cx+1]. With blend, `out`
+    must already hold the background there and becomes frame over background.
+    scratch: float32 (4, max(w, W)) work rows. Each span row runs as three flat loops
+    (interpolate, matte, blend) that the compiler can vectorise.
+    """
+    h, w = coef_a.shape
+    k = np.float32(1.0 / (256.0 * 255.0))
+    one = np.float32(1.0)
+    ca_row, cb_row, a_row, b_row = scratch[0], scratch[1], scratch[2], scratch[3]
+    for n in range(spans.shape[0]):
+        cy, c_first, c_end = spans[n, 0], spans[n, 1], spans[n, 2]
+        X0, X1 = xs[c_first], xs[c_end]
+        j0, j1 = max(c_first - 1, 0), min(c_end + 1, w)   # coefficient columns used
+        for y in range(ys[cy], ys[cy + 1]):
+            ya = y0[y]
+            yb = min(ya + 1, h - 1)
+            wy = fy[y]
+            for j in range(j0, j1):
+                ca_row[j] = coef_a[ya, j] * (one - wy) + coef_a[yb, j] * wy
+                cb_row[j] = coef_b[ya, j] * (one - wy) + coef_b[yb, j] * wy
+            for x in range(X0, X1):
+                xa = x0[x]
+                xb = min(xa + 1, w - 1)
+                wx = fx[x]
+                a_row[x] = ca_row[xa] * (one - wx) + ca_row[xb] * wx
+                b_row[x] = cb_row[xa] * (one - wx) + cb_row[xb] * wx
+            fr = frame[y]
+            al = alpha[y]
+            for x in range(X0, X1):
+                grey = np.float32(np.int32(fr[x, 0]) * 77 + np.int32(fr[x, 1]) * 150
+                                  + np.int32(fr[x, 2]) * 29) * k
+                q = ((a_row[x] * grey + b_row[x]) - lo) * scale
+                q = min(max(q, np.float32(0.0)), one)
+                al[x] = np.uint8(q * np.float32(255.0) + np.float32(0.5))
+            if blend:
+                o = out[y]
+                for x in range(X0, X1):
+                    m = np.uint16(al[x])
+                    nm = np.uint16(255) - m
+                    for c in range(3):
+                        v = np.uint16(fr[x, c]) * m + np.uint16(o[x, c]) * nm + np.uint16(128)
+                        o[x, c] = np.uint8((v + (v >> np.uint16(8))) >> np.uint16(8))
+
+
+def warm_up() -> float:
+    """Compile (or load from cache) every kernel on tiny inputs; returns seconds spent.
+    Call before opening devices so the first frame is not late."""
+    t = time.perf_counter()
+    m = np.zeros((4, 4), np.float32)
+    smooth_masks(m, m, np.float32(0.5), m.copy())
+    frame = np.zeros((8, 8, 3), np.uint8)
+    grey = np.zeros((8, 8), np.uint8)
+    coef = np.zeros((1, 1), np.float32)
+    blend_u8(frame, grey, frame, frame.copy())
+    spans = np.array([[0, 0, 1]], np.int32)
+    edges = np.array([0, 8], np.int32)
+    taps = np.zeros(8, np.int32)
+    for blend in (True, False):
+        refine_spans(frame, coef, coef, spans, edges, edges, taps, coef[0], taps, coef[0],
+                     np.float32(0), np.float32(1), blend, frame.copy(), grey.copy(),
+                     np.zeros((4, 8), np.float32))
+    return time.perf_counter() - t
+
+
+@njit(cache=True, nogil=True)
+def refine_edges(frame, coef_a, coef_b, cells, xs, ys, x0, fx, y0, fy, lo, scale, blend,
+                 out, alpha):
+    """The guided filter's full-resolution step, only inside the listed guide cells.
+
+    coef_a, coef_b: float32 (h, w) at guide resolution; per pixel q = a * grey/255 + b with
+    a, b sampled bilinearly (x0/fx, y0/fy: left/top tap and its weight per full-res
+    column/row; the other tap is index + 1, clamped). alpha = clip((q - lo) * scale, 0, 1)
+    as uint8. cells: int32 (n, 2) of (cell row, cell column); cell (cy, cx) covers rows
+    ys[cy]:ys[cy+1] and columns xs[cx]:xs[cx+1]. With blend, `out` must already hold the
+    background there and becomes frame over background.
+    """
+    h, w = coef_a.shape
+    k = np.float32(1.0 / (256.0 * 255.0))
+    one = np.float32(1.0)
+    ra = np.zeros(4, np.float32)  # tiny fixed scratch: the y-interpolated coefficients
+    rb = np.zeros(4, np.float32)
+    for n in range(cells.shape[0]):
+        cy = cells[n, 0]
+        cx = cells[n, 1]
+        c0 = max(cx - 1, 0)           # taps of this cell's pixels lie in columns c0..c0+3
+        for y in range(ys[cy], ys[cy + 1]):
+            ya = y0[y]
+            yb = min(ya + 1, h - 1)
+            wy = fy[y]
+            for j in range(4):
+                col = min(c0 + j, w - 1)
+                ra[j] = coef_a[ya, col] * (one - wy) + coef_a[yb, col] * wy
+                rb[j] = coef_b[ya, col] * (one - wy) + coef_b[yb, col] * wy
+            for x in range(xs[cx], xs[cx + 1]):
+                xa = x0[x] - c0
+                xb = min(x0[x] + 1, w - 1) - c0
+                wx = fx[x]
+                a = ra[xa] * (one - wx) + ra[xb] * wx
+                b = rb[xa] * (one - wx) + rb[xb] * wx
+                grey = np.float32(np.int32(frame[y, x, 0]) * 77 + np.int32(frame[y, x, 1]) * 150
+                                  + np.int32(frame[y, x, 2]) * 29) * k
+                q = ((a * grey + b) - lo) * scale
+                q = min(max(q, np.float32(0.0)), one)
+                m = np.int32(q * np.float32(255.0) + np.float32(0.5))
+                alpha[y, x] = m
+                if blend:
+                    nm = 255 - m
+                    for c in range(3):
+                        v = np.int32(frame[y, x, c]) * m + np.int32(out[y, x, c]) * nm + 128
+                        out[y, x, c] = (v + (v >> 8)) >> 8

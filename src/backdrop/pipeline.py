@@ -12,7 +12,6 @@ import numpy as np
 
 from . import kernels
 from .background import Background, create_background
-from .composite import composite
 from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
 from .segment import Segmenter, create_segmenter
@@ -122,18 +121,16 @@ class Pipeline:
         coef_a, coef_b = self.refiner.coefficients(grey, person)
         t1 = time.perf_counter()
         use_bg = composite_wanted and self.background is not None
-        bg = self.background.render(frame, person) if use_bg else None
-        t2 = time.perf_counter()
-        self.refiner.apply(frame, coef_a, coef_b, alpha)
-        t3 = time.perf_counter()
-        if bg is not None:
-            composite(frame, alpha, bg, out)
+        if use_bg:
+            self.background.render(frame, guide, person, out)
         elif composite_wanted:
             np.copyto(out, frame)
-        t4 = time.perf_counter()
-        t["refine"] = (t1 - t0 + t3 - t2) * 1e3
+        t2 = time.perf_counter()
+        self.refiner.apply(frame, coef_a, coef_b, alpha, out if use_bg else None)
+        t3 = time.perf_counter()
+        t["refine"] = (t1 - t0) * 1e3
         t["background"] = (t2 - t1) * 1e3
-        t["composite"] = (t4 - t3) * 1e3
+        t["composite"] = (t3 - t2) * 1e3
         return self._finish(out, alpha, t)
 
     def _finish(self, out: np.ndarray, alpha: np.ndarray, t: Dict[str, float]) -> Frame:

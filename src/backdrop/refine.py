@@ -28,6 +28,16 @@ def check_frame(name: str, frame: np.ndarray) -> None:
         raise ValueError(f"{name}: expected a C-contiguous frame (use np.ascontiguousarray)")
 
 
+def edge_spans(edge: np.ndarray) -> np.ndarray:
+    """Runs of True per row of a boolean grid: int32 (n, 3) of (row, first, end)."""
+    padded = np.zeros((edge.shape[0], edge.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = edge
+    d = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)
+    return np.stack([rows, starts, ends], axis=1).astype(np.int32)
+
+
 class MaskSmoother:
     """Temporal smoothing that trusts the new mask where it is confident and history where
     it is not. Keeps its own copy of the state: the segmenter's output buffer is reused by
@@ -55,8 +65,8 @@ class MaskSmoother:
 
 
 class GuidedRefiner:
-    """Fast guided filter: coefficients from a grey guide at low resolution, upsampled and
-    applied to the full-resolution grey frame.
+    """Fast guided filter: coefficients from a grey guide at low resolution, applied to the
+    full-resolution frame in the same pass that blends it over the background.
 
     radius and eps are in guide pixels and grey-level variance (0..1 scale). lo/hi stretch
     the filtered mask so the inside is solid and the background clear.
@@ -69,7 +79,10 @@ class GuidedRefiner:
         self.eps = np.float32(eps)
         self.lo = np.float32(lo)
         self.scale = np.float32(1.0 / (hi - lo))
-        self._full: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+        self.hi = np.float32(hi)
+        self._kernel3 = np.ones((3, 3), np.uint8)
+        self._tables: dict = {}
+        self._scratch = np.zeros((4, 1), np.float32)
 
     def coefficients(self, guide_grey: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """guide_grey, mask: float32 (h, w), same shape. Returns mean_a, mean_b at (h, w)."""
@@ -84,9 +97,25 @@ class GuidedRefiner:
         b = mean_p - a * mean_i
         return box(a), box(b)
 
+    def plan(self, coef_a: np.ndarray, coef_b: np.ndarray) -> np.ndarray:
+        """Per guide cell: 0 if the matte is 0 throughout, 1 if 255 throughout, 2 if it
+        must be computed per pixel. Exact, not a guess: a full-res pixel's q is a convex
+        mix of a*I+b over the 3x3 cells around it, with I in [0, 1]."""
+        qmin = cv2.erode(coef_b + np.minimum(coef_a, 0), self._kernel3)
+        qmax = cv2.dilate(coef_b + np.maximum(coef_a, 0), self._kernel3)
+        state = np.full(coef_a.shape, 2, np.uint8)
+        state[qmax <= self.lo] = 0
+        state[qmin >= self.hi] = 1
+        return state
+
     def apply(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
-              alpha: np.ndarray) -> None:
-        """Write the full-resolution matte (uint8, 255 = person) into `alpha`."""
+              alpha: np.ndarray, out: Optional[np.ndarray] = None) -> None:
+        """Write the full-resolution matte (uint8, 255 = person) into `alpha`. If `out` is
+        given it must hold the background; the frame is blended over it in place.
+
+        Cells where the matte is constant are filled with cv2 (nearest upsampling of the
+        plan, masked copy); only cells on the person's edge run the per-pixel kernel.
+        """
         check_frame("frame", frame)
         H, W = frame.shape[:2]
         check_mask("coef_a", coef_a)
@@ -94,11 +123,35 @@ class GuidedRefiner:
         if alpha.shape != (H, W) or alpha.dtype != np.uint8 or not alpha.flags.c_contiguous:
             raise ValueError(f"alpha: expected ({H}, {W}) uint8 C-contiguous, got"
                              f" {alpha.shape} {alpha.dtype}")
-        if self._full is None or self._full[0].shape != (H, W):
-            self._full = (np.empty((H, W), np.uint8), np.empty((H, W), np.float32),
-                          np.empty((H, W), np.float32))
-        grey, full_a, full_b = self._full
-        cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY, dst=grey)
-        cv2.resize(coef_a, (W, H), dst=full_a, interpolation=cv2.INTER_LINEAR)
-        cv2.resize(coef_b, (W, H), dst=full_b, interpolation=cv2.INTER_LINEAR)
-        kernels.guided_alpha(grey, full_a, full_b, self.lo, self.scale, alpha)
+        if out is not None:
+            check_frame("out", out)
+            if out.shape != frame.shape:
+                raise ValueError(f"out must have the frame's shape {frame.shape}")
+        state = self.plan(coef_a, coef_b)
+        h, w = state.shape
+        cv2.resize(np.where(state == 1, 255, 0).astype(np.uint8), (W, H), dst=alpha,
+                   interpolation=cv2.INTER_NEAREST_EXACT)
+        if out is not None:
+            cv2.copyTo(frame, alpha, out)
+        xs, xtap, xw = self._axis(w, W)
+        ys, ytap, yw = self._axis(h, H)
+        if self._scratch.shape[1] < max(w, W):
+            self._scratch = np.zeros((4, max(w, W)), np.float32)
+        kernels.refine_spans(frame, coef_a, coef_b, edge_spans(state == 2), xs, ys, xtap, xw,
+                             ytap, yw, self.lo, self.scale, out is not None,
+                             out if out is not None else frame, alpha, self._scratch)
+
+    def _axis(self, small: int, full: int):
+        """(cell starts (small + 1), left tap, tap weight) per full-res index, cached.
+        Cells follow cv2.INTER_NEAREST_EXACT: index i belongs to cell floor((i + .5) * s/f)."""
+        key = (small, full)
+        if key not in self._tables:
+            if len(self._tables) > 8:
+                self._tables.clear()
+            pos = (np.arange(full) + 0.5) * (small / full)
+            cell = np.minimum(np.floor(pos), small - 1).astype(np.int32)
+            starts = np.searchsorted(cell, np.arange(small + 1)).astype(np.int32)
+            src = np.clip(pos - 0.5, 0, small - 1)
+            tap = np.floor(src).astype(np.int32)
+            self._tables[key] = (starts, tap, (src - tap).astype(np.float32))
+        return self._tables[key]
