@@ -10,7 +10,8 @@ def test_composite_mixes_by_alpha_and_checks_shapes():
     alpha = np.array([[0, 255, 128], [64, 192, 1]], np.uint8)
     out = np.zeros_like(frame)
     composite(frame, alpha, bg, out)
-    want = np.round(200 * alpha / 255 + 100 * (1 - alpha / 255))
+    a = alpha.astype(np.float64) / 255
+    want = np.round(200 * a + 100 * (1 - a))
     np.testing.assert_array_equal(out[..., 0], want)
     with pytest.raises(ValueError, match="shape"):
         composite(frame, alpha, bg[:1], out)

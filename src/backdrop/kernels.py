@@ -57,26 +57,6 @@ def blend_u8(frame, alpha, bg, out):
             o[j] = np.uint8((v + (v >> np.uint16(8))) >> np.uint16(8))
 
 
-def warm_up() -> float:
-    """Compile (or load from cache) every kernel on tiny inputs; returns seconds spent.
-    Call before opening devices so the first frame is not late."""
-    t = time.perf_counter()
-    m = np.zeros((4, 4), np.float32)
-    smooth_masks(m, m, np.float32(0.5), m.copy())
-    frame = np.zeros((8, 8, 3), np.uint8)
-    grey = np.zeros((8, 8), np.uint8)
-    coef = np.zeros((1, 1), np.float32)
-    blend_u8(frame, grey, frame, frame.copy())
-    spans = np.array([[0, 0, 1]], np.int32)
-    edges = np.array([0, 8], np.int32)
-    taps = np.zeros(8, np.int32)
-    for blend in (True, False):
-        refine_spans(frame, coef, coef, spans, edges, edges, taps, coef[0], taps, coef[0],
-                     np.float32(0), np.float32(1), blend, frame.copy(), grey.copy(),
-                     np.zeros((4, 8), np.float32))
-    return time.perf_counter() - t
-
-
 @njit(cache=True, nogil=True, fastmath=True)
 def refine_spans(frame, coef_a, coef_b, spans, xs, ys, x0, fx, y0, fy, lo, scale, blend,
                  out, alpha, scratch):
@@ -148,51 +128,3 @@ def warm_up() -> float:
                      np.float32(0), np.float32(1), blend, frame.copy(), grey.copy(),
                      np.zeros((4, 8), np.float32))
     return time.perf_counter() - t
-
-
-@njit(cache=True, nogil=True)
-def refine_edges(frame, coef_a, coef_b, cells, xs, ys, x0, fx, y0, fy, lo, scale, blend,
-                 out, alpha):
-    """The guided filter's full-resolution step, only inside the listed guide cells.
-
-    coef_a, coef_b: float32 (h, w) at guide resolution; per pixel q = a * grey/255 + b with
-    a, b sampled bilinearly (x0/fx, y0/fy: left/top tap and its weight per full-res
-    column/row; the other tap is index + 1, clamped). alpha = clip((q - lo) * scale, 0, 1)
-    as uint8. cells: int32 (n, 2) of (cell row, cell column); cell (cy, cx) covers rows
-    ys[cy]:ys[cy+1] and columns xs[cx]:xs[cx+1]. With blend, `out` must already hold the
-    background there and becomes frame over background.
-    """
-    h, w = coef_a.shape
-    k = np.float32(1.0 / (256.0 * 255.0))
-    one = np.float32(1.0)
-    ra = np.zeros(4, np.float32)  # tiny fixed scratch: the y-interpolated coefficients
-    rb = np.zeros(4, np.float32)
-    for n in range(cells.shape[0]):
-        cy = cells[n, 0]
-        cx = cells[n, 1]
-        c0 = max(cx - 1, 0)           # taps of this cell's pixels lie in columns c0..c0+3
-        for y in range(ys[cy], ys[cy + 1]):
-            ya = y0[y]
-            yb = min(ya + 1, h - 1)
-            wy = fy[y]
-            for j in range(4):
-                col = min(c0 + j, w - 1)
-                ra[j] = coef_a[ya, col] * (one - wy) + coef_a[yb, col] * wy
-                rb[j] = coef_b[ya, col] * (one - wy) + coef_b[yb, col] * wy
-            for x in range(xs[cx], xs[cx + 1]):
-                xa = x0[x] - c0
-                xb = min(x0[x] + 1, w - 1) - c0
-                wx = fx[x]
-                a = ra[xa] * (one - wx) + ra[xb] * wx
-                b = rb[xa] * (one - wx) + rb[xb] * wx
-                grey = np.float32(np.int32(frame[y, x, 0]) * 77 + np.int32(frame[y, x, 1]) * 150
-                                  + np.int32(frame[y, x, 2]) * 29) * k
-                q = ((a * grey + b) - lo) * scale
-                q = min(max(q, np.float32(0.0)), one)
-                m = np.int32(q * np.float32(255.0) + np.float32(0.5))
-                alpha[y, x] = m
-                if blend:
-                    nm = 255 - m
-                    for c in range(3):
-                        v = np.int32(frame[y, x, c]) * m + np.int32(out[y, x, c]) * nm + 128
-                        out[y, x, c] = (v + (v >> 8)) >> 8
