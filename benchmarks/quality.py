@@ -110,17 +110,32 @@ class BackdropAdapter:
 
 
 def backdrop_predictor(quality: str) -> BackdropAdapter:
-    """The one place that talks to the backdrop package."""
-    from backdrop.config import PipelineConfig
-    from backdrop.pipeline import Pipeline
+    """The one place that talks to the backdrop package.
 
-    return BackdropAdapter(Pipeline(PipelineConfig.preset(quality)))
+    `quality` may carry preset overrides to measure one lever at a time, e.g.
+    `balanced,crop=0` or `best,flip=0,model=landscape` (method `backdrop-best,flip=0`)."""
+    import dataclasses
+
+    from backdrop.config import PipelineConfig
+    from backdrop.pipeline import PRESETS, Pipeline
+
+    name, *changes = quality.split(",")
+    preset = PRESETS[name]
+    for change in changes:
+        key, _, value = change.partition("=")
+        kind = type(getattr(preset, key))
+        preset = dataclasses.replace(preset, **{key: kind(float(value)) if kind in (int, float)
+                                                else bool(int(value)) if kind is bool else value})
+    config = PipelineConfig.preset(name, model=preset.model)
+    return BackdropAdapter(Pipeline(config, preset=preset))
 
 
 def make_method(name: str):
     """Build a method by name; raise Unavailable with the reason when it cannot run."""
     if name in RAW_MODELS:
         return RawMediaPipe(*RAW_MODELS[name])
+    if not name.startswith("backdrop-"):
+        raise Unavailable(f"unknown method {name}")
     quality = name.removeprefix("backdrop-")
     try:
         return backdrop_predictor(quality)
@@ -265,7 +280,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"evaluation data root (default: {DEFAULT_EVALDATA})")
     p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), metavar="SET",
                    help=f"sets to run: {', '.join(SETS)} (default: all)")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
                    metavar="METHOD", help=f"methods: {', '.join(METHODS)} (default: all)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N frames/images per set")
     p.add_argument("--synthetic-frames", type=int, default=60, metavar="N",

@@ -86,3 +86,21 @@ def test_bad_frames_are_rejected_clearly():
             p.process(np.zeros((10, 10), np.uint8))
         with pytest.raises(ValueError, match="contiguous"):
             p.process(np.zeros((10, 20, 3), np.uint8)[:, ::2])
+
+
+def test_person_leaving_and_reentering_and_an_empty_frame(astronaut):
+    """Tracking and smoothing state through: person, empty frames, person elsewhere."""
+    empty = np.full_like(astronaut, 128)           # a plain wall: nobody there
+    moved = np.ascontiguousarray(np.roll(astronaut, -120, axis=1))   # re-enters off-centre
+    with make("transparent") as p:
+        first = p.matte(astronaut) >= 0.5
+        assert p.tracker.box is not None
+        for _ in range(5):
+            gone = p.matte(empty)
+        assert gone.max() < 0.5 and p.tracker.box is None
+        for _ in range(3):
+            back = p.matte(moved) >= 0.5
+        want = np.roll(first, -120, axis=1)
+        inner = slice(20, 490), slice(0, 380)      # away from the wrapped seam
+        iou = (back & want)[inner].sum() / (back | want)[inner].sum()
+        assert iou > 0.9 and p.tracker.box is not None

@@ -15,6 +15,7 @@ from .background import Background, create_background
 from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
 from .segment import Segmenter, create_segmenter
+from .tracking import CropTracker
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,16 @@ class Preset:
     radius: int             # guided filter radius, guide pixels
     eps: float
     smoothing: float        # temporal ratio (0 = off)
+    crop: bool = True       # run the model on a crop around the person
+    two_pass: bool = True   # with no person box yet, find one first in the same frame
+    flip: bool = False      # average with a pass on the mirrored crop
 
 
 PRESETS: Dict[str, Preset] = {
-    "fast": Preset(model="landscape", guide_width=240, radius=3, eps=2e-3, smoothing=0.6),
-    "balanced": Preset(model="landscape", guide_width=320, radius=4, eps=1e-3, smoothing=0.7),
-    "best": Preset(model="general", guide_width=480, radius=5, eps=1e-3, smoothing=0.7),
+    "fast": Preset(model="landscape", guide_width=240, radius=2, eps=2e-3, smoothing=0.6),
+    "balanced": Preset(model="landscape", guide_width=320, radius=2, eps=1e-3, smoothing=0.7),
+    "best": Preset(model="general", guide_width=480, radius=3, eps=1e-3, smoothing=0.7,
+                   flip=True),
 }
 
 
@@ -47,12 +52,15 @@ class Frame:
 
 class Pipeline:
     def __init__(self, config: Optional[PipelineConfig] = None, *,
-                 segmenter: Optional[Segmenter] = None, fps: float = 30.0):
+                 segmenter: Optional[Segmenter] = None, fps: float = 30.0,
+                 preset: Optional[Preset] = None):
         self.config = config or PipelineConfig()
-        self.preset = PRESETS[self.config.quality]
+        self.preset = preset or PRESETS[self.config.quality]   # preset: for benchmarks
         model = self.preset.model if self.config.model == "auto" else self.config.model
         self.segmenter = segmenter if segmenter is not None else create_segmenter(model=model)
         self.smoother = MaskSmoother(ratio=self.preset.smoothing)
+        mw, mh = self.segmenter.input_size
+        self.tracker = CropTracker(aspect=mw / mh)
         self.refiner = GuidedRefiner(radius=self.preset.radius, eps=self.preset.eps)
         self.fps = fps
         self.mirror = self.config.mirror
@@ -72,6 +80,7 @@ class Pipeline:
     def reset(self) -> None:
         """Forget temporal state (call between unrelated images or videos)."""
         self.smoother.reset()
+        self.tracker.reset()
 
     # -- processing ----------------------------------------------------------------------
     def _buffer(self, name: str, shape, dtype=np.uint8) -> np.ndarray:
@@ -88,19 +97,45 @@ class Pipeline:
         """Model + smoothing at low res: (guide_rgb, person probability at guide size)."""
         h, w = frame.shape[:2]
         t0 = time.perf_counter()
-        gw, gh = self._guide_size(w, h)
-        guide = cv2.resize(frame, (gw, gh), interpolation=cv2.INTER_AREA)
-        # INTER_LINEAR from the full frame, as MediaPipe resizes itself: the model was trained
-        # on such input; an area-averaged (softer) input costs ~5 IoU points on real video.
-        small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
-        raw = self.segmenter.segment(small)
+        gsize = self._guide_size(w, h)
+        guide = cv2.resize(frame, gsize, interpolation=cv2.INTER_AREA)
+        crop = self.preset.crop
+        person = self._segment(frame, gsize, self.tracker.box if crop else None)
+        if crop and self.preset.two_pass and self.tracker.box is None:
+            self.tracker.update(person, w, h)
+            if self.tracker.box is not None:
+                person = self._segment(frame, gsize, self.tracker.box)
         t1 = time.perf_counter()
-        smoothed = self.smoother.update(raw)
-        person = cv2.resize(smoothed, (gw, gh), interpolation=cv2.INTER_LINEAR)
+        smoothed = self.smoother.update(person)
+        if crop:
+            self.tracker.update(smoothed, w, h)
         t2 = time.perf_counter()
         t["segment"] = (t1 - t0) * 1e3
         t["smooth"] = (t2 - t1) * 1e3
-        return guide, person
+        return guide, smoothed
+
+    def _segment(self, frame: np.ndarray, gsize, box) -> np.ndarray:
+        """Person probability at guide size from the model run on `box` (None: all)."""
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = box or (0, 0, w, h)
+        # INTER_LINEAR, as MediaPipe resizes itself: the model was trained on such input;
+        # an area-averaged (softer) input cost ~10 IoU points on real video.
+        small = cv2.resize(frame[y0:y1, x0:x1], self.segmenter.input_size,
+                           interpolation=cv2.INTER_LINEAR)
+        raw = np.array(self.segmenter.segment(small), dtype=np.float32)   # ours to keep
+        if self.preset.flip:
+            mirrored = self.segmenter.segment(np.ascontiguousarray(small[:, ::-1]))
+            raw += mirrored[:, ::-1]
+            raw *= 0.5
+        if box is None:
+            return cv2.resize(raw, gsize, interpolation=cv2.INTER_LINEAR)
+        gw, gh = gsize
+        gx0, gy0 = round(x0 * gw / w), round(y0 * gh / h)
+        gx1, gy1 = max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
+        person = np.zeros((gh, gw), np.float32)
+        person[gy0:gy1, gx0:gx1] = cv2.resize(raw, (gx1 - gx0, gy1 - gy0),
+                                              interpolation=cv2.INTER_LINEAR)
+        return person
 
     def process(self, frame: np.ndarray) -> Frame:
         return self._run(frame, composite_wanted=True)

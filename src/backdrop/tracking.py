@@ -1,0 +1,81 @@
+"""Where to point the model: a crop around the person found in the previous frame.
+
+The selfie models see the whole frame at 256x144 or 256x256; a person who fills a third
+of it gets a third of the model's pixels. Cropping around them gives the model more pixels
+on the subject. The box follows the person with a margin for motion, and falls back to
+the whole frame when nobody was found.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+Box = Tuple[int, int, int, int]  # x0, y0, x1, y1 in full-resolution pixels, end exclusive
+
+
+# The model tolerates a squeezed picture (live use already squeezes 4:3 into 16:9), so
+# the crop may be up to this far from the model's aspect before it is widened.
+MAX_SQUEEZE = 1.5
+
+
+def fit_box(x0: float, y0: float, x1: float, y1: float, *, aspect: float, width: int,
+            height: int, min_height: float) -> Box:
+    """Grow (x0, y0, x1, y1) to within MAX_SQUEEZE of the model's aspect (w/h) and at
+    least `min_height` pixels tall, keep its centre where possible, shift it inside the
+    frame."""
+    bw, bh = x1 - x0, max(y1 - y0, min_height)
+    if bw / bh < aspect / MAX_SQUEEZE:
+        bw = bh * aspect / MAX_SQUEEZE
+    elif bw / bh > aspect * MAX_SQUEEZE:
+        bh = bw / (aspect * MAX_SQUEEZE)
+    bw, bh = min(bw, width), min(bh, height)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    nx0 = min(max(cx - bw / 2, 0), width - bw)
+    ny0 = min(max(cy - bh / 2, 0), height - bh)
+    return (int(round(nx0)), int(round(ny0)), int(round(nx0 + bw)), int(round(ny0 + bh)))
+
+
+class CropTracker:
+    """Keeps the crop box between frames. `margin` is added on each side as a fraction of
+    the person's size; the box only moves when the person gets near its edge or it has
+    become much too large, so it does not jitter with the mask."""
+
+    def __init__(self, *, aspect: float, margin: float = 0.1, min_height: float = 0.3):
+        self.aspect = aspect
+        self.margin = margin
+        self.min_height = min_height     # fraction of the frame height
+        self._box: Optional[Box] = None
+
+    def reset(self) -> None:
+        self._box = None
+
+    @property
+    def box(self) -> Optional[Box]:
+        return self._box
+
+    def update(self, person: np.ndarray, width: int, height: int) -> None:
+        """Choose the next box from the person probability (any size, covering the frame)."""
+        ys, xs = np.nonzero(person >= 0.5)
+        if len(xs) < 4:
+            self._box = None                  # nobody: the next frame looks at everything
+            return
+        sy, sx = height / person.shape[0], width / person.shape[1]
+        px0, px1 = xs.min() * sx, (xs.max() + 1) * sx
+        py0, py1 = ys.min() * sy, (ys.max() + 1) * sy
+        if self._box is not None and self._still_fits(px0, py0, px1, py1, width, height):
+            return
+        mx, my = (px1 - px0) * self.margin, (py1 - py0) * self.margin
+        self._box = fit_box(px0 - mx, py0 - my, px1 + mx, py1 + my, aspect=self.aspect,
+                            width=width, height=height, min_height=self.min_height * height)
+
+    def _still_fits(self, px0: float, py0: float, px1: float, py1: float,
+                    width: int, height: int) -> bool:
+        """The person is inside the box with a third of the margin to spare (or touches a
+        frame edge the box also touches), and fills at least a fifth of it."""
+        bx0, by0, bx1, by1 = self._box
+        pad_x, pad_y = (px1 - px0) * self.margin / 3, (py1 - py0) * self.margin / 3
+        inside = ((px0 - pad_x >= bx0 or bx0 == 0) and (px1 + pad_x <= bx1 or bx1 >= width)
+                  and (py0 - pad_y >= by0 or by0 == 0) and (py1 + pad_y <= by1 or by1 >= height))
+        return inside and (px1 - px0) * (py1 - py0) >= 0.2 * (bx1 - bx0) * (by1 - by0)
