@@ -206,13 +206,13 @@ def _fmt(value: float, spec: str) -> str:
 def format_table(rows: list[dict]) -> str:
     """One plain-text table: set, method, n, IoU, BF, MAE, flicker, flip-rate, ms/frame."""
     head = (f"{'set':<18}{'method':<24}{'n':>4}{'IoU':>8}{'BF':>8}{'MAE':>8}"
-            f"{'flicker':>10}{'flip-rate':>11}{'ms/frame':>10}")
+            f"{'flicker':>11}{'flip-rate':>11}{'ms/frame':>10}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r['set']:<18}{r['method']:<24}{r['n']:>4}{_fmt(r['iou'], '.3f'):>8}"
             f"{_fmt(r['bf'], '.3f'):>8}{_fmt(r['mae'], '.4f'):>8}"
-            f"{_fmt(r['flicker'], '+.4f'):>10}{_fmt(r['flip_rate'], '.4f'):>11}"
+            f"{_fmt(r['flicker'], '+.5f'):>11}{_fmt(r['flip_rate'], '.4f'):>11}"
             f"{_fmt(r['ms_per_frame'], '.1f'):>10}")
     return "\n".join(lines)
 

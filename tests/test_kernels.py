@@ -86,6 +86,9 @@ def ref_guided(frame, ca, cb, lo, scale):
     return np.round(np.clip((a * grey + b - lo) * scale, 0, 1) * 255).astype(np.uint8)
 
 
+NO_PREV = np.zeros((0, 0), np.uint8)
+
+
 def axis_tables(small, full):
     pos = (np.arange(full) + 0.5) * (small / full)
     cell = np.minimum(np.floor(pos), small - 1).astype(np.int32)
@@ -111,7 +114,7 @@ def test_refine_spans_matches_dense_reference(ro, size):
     scratch = np.zeros((4, max(w, W)), np.float32)
     f, a, b = (readonly(x) if ro else x for x in (frame, ca, cb))
     kernels.refine_spans(f, a, b, spans, xs, ys, xt, xw, yt, yw, np.float32(0.1),
-                         np.float32(1.25), True, out, alpha, scratch)
+                         np.float32(1.25), True, out, alpha, scratch, NO_PREV, 0)
     want = ref_guided(frame, ca, cb, 0.1, 1.25)
     assert np.abs(alpha.astype(int) - want).max() <= 1      # float32 vs float64
     np.testing.assert_array_equal(out, ref_blend(frame, alpha, bg))
@@ -128,12 +131,32 @@ def test_refine_spans_touches_only_its_spans():
     out = np.full((20, 30, 3), 9, np.uint8)
     spans = np.array([[1, 2, 4]], np.int32)          # cell row 1, cell columns 2..3
     kernels.refine_spans(frame, ca, cb, spans, xs, ys, xt, xw, yt, yw, np.float32(0),
-                         np.float32(1), False, out, alpha, np.zeros((4, 30), np.float32))
+                         np.float32(1), False, out, alpha, np.zeros((4, 30), np.float32),
+                         NO_PREV, 0)
     inside = np.zeros((20, 30), bool)
     inside[ys[1]:ys[2], xs[2]:xs[4]] = True
     assert (alpha[~inside] == 7).all() and (out == 9).all()
     want = ref_guided(frame, ca, cb, 0.0, 1.0)
     assert np.abs(alpha[inside].astype(int) - want[inside]).max() <= 1
+
+
+def test_refine_spans_holds_small_changes_and_passes_large_ones():
+    H, W, h, w = 12, 16, 3, 4
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    ca = np.zeros((h, w), np.float32)
+    cb = np.full((h, w), 0.5, np.float32)                  # alpha 128 everywhere
+    xs, xt, xw = axis_tables(w, W)
+    ys, yt, yw = axis_tables(h, H)
+    spans = np.array([[cy, 0, w] for cy in range(h)], np.int32)
+    prev = np.full((H, W), 125, np.uint8)
+    prev[0, :4] = [100, 131, 128, 200]
+    alpha = np.zeros((H, W), np.uint8)
+    kernels.refine_spans(readonly(frame), ca, cb, spans, xs, ys, xt, xw, yt, yw,
+                         np.float32(0), np.float32(1), False, frame.copy(), alpha,
+                         np.zeros((4, W), np.float32), readonly(prev), 3)
+    ref = np.where(np.abs(128 - prev.astype(int)) <= 3, prev, 128)
+    np.testing.assert_array_equal(alpha, ref)
+    assert alpha[0, :4].tolist() == [128, 131, 128, 128] and alpha[1, 0] == 125
 
 
 def test_warm_up_compiles_everything():

@@ -97,3 +97,21 @@ def test_edge_spans_are_runs_per_row():
 
     grid = np.array([[0, 1, 1, 0, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)
     assert edge_spans(grid).tolist() == [[0, 1, 3], [0, 4, 5], [2, 0, 5]]
+
+
+def test_refiner_hold_state_is_its_own_copy_and_resets():
+    """The previous matte is owned: a caller scribbling on `alpha` must not move it."""
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    a = np.zeros((4, 6), np.float32)
+    b = np.full((4, 6), 0.5, np.float32)
+    r = GuidedRefiner(radius=1, hold=4)
+    alpha = np.zeros((20, 30), np.uint8)
+    r.apply(frame, a, b, alpha)
+    first = alpha.copy()
+    alpha[:] = 0                                   # the caller reuses the buffer
+    r.apply(frame, a, b + np.float32(2 / 255), alpha)   # a change of 2 levels: held
+    np.testing.assert_array_equal(alpha, first)
+    r.reset()
+    r.apply(frame, a, b + np.float32(2 / 255), alpha)   # no history: the new value
+    assert (alpha == first + 2).all()

@@ -59,7 +59,7 @@ def blend_u8(frame, alpha, bg, out):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def refine_spans(frame, coef_a, coef_b, spans, xs, ys, x0, fx, y0, fy, lo, scale, blend,
-                 out, alpha, scratch):
+                 out, alpha, scratch, prev, hold):
     """The guided filter's full-resolution step, only along the listed spans of cells.
 
     coef_a, coef_b: float32 (h, w) at guide resolution; per pixel q = a * grey/255 + b with
@@ -70,11 +70,15 @@ def refine_spans(frame, coef_a, coef_b, spans, xs, ys, x0, fx, y0, fy, lo, scale
     must already hold the background there and becomes frame over background.
     scratch: float32 (4, max(w, W)) work rows. Each span row runs as three flat loops
     (interpolate, matte, blend) that the compiler can vectorise.
+    prev: uint8 (H, W), the previous frame's matte, or a 0-row array for none; where the
+    new value is within `hold` levels of it the old value is kept, so sensor noise on a
+    still edge does not shimmer while real motion (a larger change) passes at once.
     """
     h, w = coef_a.shape
     k = np.float32(1.0 / (256.0 * 255.0))
     one = np.float32(1.0)
     ca_row, cb_row, a_row, b_row = scratch[0], scratch[1], scratch[2], scratch[3]
+    held = prev.shape[0] == alpha.shape[0]
     for n in range(spans.shape[0]):
         cy, c_first, c_end = spans[n, 0], spans[n, 1], spans[n, 2]
         X0, X1 = xs[c_first], xs[c_end]
@@ -100,6 +104,11 @@ def refine_spans(frame, coef_a, coef_b, spans, xs, ys, x0, fx, y0, fy, lo, scale
                 q = ((a_row[x] * grey + b_row[x]) - lo) * scale
                 q = min(max(q, np.float32(0.0)), one)
                 al[x] = np.uint8(q * np.float32(255.0) + np.float32(0.5))
+            if held:
+                pr = prev[y]
+                for x in range(X0, X1):
+                    if abs(np.int32(al[x]) - np.int32(pr[x])) <= hold:
+                        al[x] = pr[x]
             if blend:
                 o = out[y]
                 for x in range(X0, X1):
@@ -126,5 +135,8 @@ def warm_up() -> float:
     for blend in (True, False):
         refine_spans(frame, coef, coef, spans, edges, edges, taps, coef[0], taps, coef[0],
                      np.float32(0), np.float32(1), blend, frame.copy(), grey.copy(),
-                     np.zeros((4, 8), np.float32))
+                     np.zeros((4, 8), np.float32), grey.copy(), 2)
+        refine_spans(frame, coef, coef, spans, edges, edges, taps, coef[0], taps, coef[0],
+                     np.float32(0), np.float32(1), blend, frame.copy(), grey.copy(),
+                     np.zeros((4, 8), np.float32), np.zeros((0, 0), np.uint8), 0)
     return time.perf_counter() - t

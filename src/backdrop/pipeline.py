@@ -30,6 +30,8 @@ class Preset:
     crop: bool = True       # run the model on a crop around the person
     two_pass: bool = True   # with no person box yet, find one first in the same frame
     flip: bool = False      # average with a pass on the mirrored crop
+    hold: int = 6           # keep a pixel's matte when it moved by <= this many levels
+    second_model: str = ""  # average with this model too (time to spare: stills, files)
 
 
 PRESETS: Dict[str, Preset] = {
@@ -59,9 +61,12 @@ class Pipeline:
         model = self.preset.model if self.config.model == "auto" else self.config.model
         self.segmenter = segmenter if segmenter is not None else create_segmenter(model=model)
         self.smoother = MaskSmoother(ratio=self.preset.smoothing)
+        self.second = (create_segmenter(model=self.preset.second_model)
+                       if self.preset.second_model else None)
         mw, mh = self.segmenter.input_size
         self.tracker = CropTracker(aspect=mw / mh)
-        self.refiner = GuidedRefiner(radius=self.preset.radius, eps=self.preset.eps)
+        self.refiner = GuidedRefiner(radius=self.preset.radius, eps=self.preset.eps,
+                                     hold=self.preset.hold)
         self.fps = fps
         self.mirror = self.config.mirror
         self.spec = self.config.background
@@ -81,6 +86,7 @@ class Pipeline:
         """Forget temporal state (call between unrelated images or videos)."""
         self.smoother.reset()
         self.tracker.reset()
+        self.refiner.reset()
 
     # -- processing ----------------------------------------------------------------------
     def _buffer(self, name: str, shape, dtype=np.uint8) -> np.ndarray:
@@ -120,12 +126,10 @@ class Pipeline:
         x0, y0, x1, y1 = box or (0, 0, w, h)
         # INTER_LINEAR, as MediaPipe resizes itself: the model was trained on such input;
         # an area-averaged (softer) input cost ~10 IoU points on real video.
-        small = cv2.resize(frame[y0:y1, x0:x1], self.segmenter.input_size,
-                           interpolation=cv2.INTER_LINEAR)
-        raw = np.array(self.segmenter.segment(small), dtype=np.float32)   # ours to keep
-        if self.preset.flip:
-            mirrored = self.segmenter.segment(np.ascontiguousarray(small[:, ::-1]))
-            raw += mirrored[:, ::-1]
+        raw = self._run_model(self.segmenter, frame[y0:y1, x0:x1])
+        if self.second is not None:
+            extra = self._run_model(self.second, frame[y0:y1, x0:x1])
+            raw += cv2.resize(extra, raw.shape[::-1], interpolation=cv2.INTER_LINEAR)
             raw *= 0.5
         if box is None:
             return cv2.resize(raw, gsize, interpolation=cv2.INTER_LINEAR)
@@ -136,6 +140,16 @@ class Pipeline:
         person[gy0:gy1, gx0:gx1] = cv2.resize(raw, (gx1 - gx0, gy1 - gy0),
                                               interpolation=cv2.INTER_LINEAR)
         return person
+
+    def _run_model(self, segmenter: Segmenter, crop: np.ndarray) -> np.ndarray:
+        """One model on a crop (any size), plus its mirrored pass when the preset says so."""
+        small = cv2.resize(crop, segmenter.input_size, interpolation=cv2.INTER_LINEAR)
+        raw = np.array(segmenter.segment(small), dtype=np.float32)   # ours to keep
+        if self.preset.flip:
+            mirrored = segmenter.segment(np.ascontiguousarray(small[:, ::-1]))
+            raw += mirrored[:, ::-1]
+            raw *= 0.5
+        return raw
 
     def process(self, frame: np.ndarray) -> Frame:
         return self._run(frame, composite_wanted=True)
@@ -191,9 +205,10 @@ class Pipeline:
         if self.background is not None:
             self.background.close()
             self.background = None
-        seg, self.segmenter = self.segmenter, None
-        if seg is not None:
-            seg.close()
+        for seg in (self.segmenter, self.second):
+            if seg is not None:
+                seg.close()
+        self.segmenter = self.second = None
 
     def __enter__(self) -> "Pipeline":
         return self

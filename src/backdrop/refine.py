@@ -65,6 +65,8 @@ class MaskSmoother:
 
 
 class GuidedRefiner:
+    _no_prev = np.zeros((0, 0), np.uint8)
+
     """Fast guided filter: coefficients from a grey guide at low resolution, applied to the
     full-resolution frame in the same pass that blends it over the background.
 
@@ -72,7 +74,8 @@ class GuidedRefiner:
     the filtered mask so the inside is solid and the background clear.
     """
 
-    def __init__(self, *, radius: int = 4, eps: float = 1e-3, lo: float = 0.1, hi: float = 0.9):
+    def __init__(self, *, radius: int = 4, eps: float = 1e-3, lo: float = 0.1, hi: float = 0.9,
+                 hold: int = 0):
         if radius < 1 or eps <= 0 or not 0 <= lo < hi <= 1:
             raise ValueError(f"bad guided filter settings radius={radius} eps={eps} lo={lo} hi={hi}")
         self.ksize = (2 * radius + 1, 2 * radius + 1)
@@ -83,6 +86,12 @@ class GuidedRefiner:
         self._kernel3 = np.ones((3, 3), np.uint8)
         self._tables: dict = {}
         self._scratch = np.zeros((4, 1), np.float32)
+        self.hold = int(hold)                # levels of 255; 0 = no temporal hold
+        self._prev: Optional[np.ndarray] = None
+
+    def reset(self) -> None:
+        """Forget the previous matte (between unrelated images or videos)."""
+        self._prev = None
 
     def coefficients(self, guide_grey: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """guide_grey, mask: float32 (h, w), same shape. Returns mean_a, mean_b at (h, w)."""
@@ -137,9 +146,17 @@ class GuidedRefiner:
         ys, ytap, yw = self._axis(h, H)
         if self._scratch.shape[1] < max(w, W):
             self._scratch = np.zeros((4, max(w, W)), np.float32)
+        prev = self._prev if self._prev is not None and self._prev.shape == (H, W) else None
         kernels.refine_spans(frame, coef_a, coef_b, edge_spans(state == 2), xs, ys, xtap, xw,
                              ytap, yw, self.lo, self.scale, out is not None,
-                             out if out is not None else frame, alpha, self._scratch)
+                             out if out is not None else frame, alpha, self._scratch,
+                             prev if prev is not None else self._no_prev, self.hold)
+        if self.hold:
+            # our own copy: the caller may keep or change `alpha`
+            if prev is None:
+                self._prev = alpha.copy()
+            else:
+                np.copyto(prev, alpha)
 
     def _axis(self, small: int, full: int):
         """(cell starts (small + 1), left tap, tap weight) per full-res index, cached.

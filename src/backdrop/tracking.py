@@ -42,7 +42,7 @@ class CropTracker:
     the person's size; the box only moves when the person gets near its edge or it has
     become much too large, so it does not jitter with the mask."""
 
-    def __init__(self, *, aspect: float, margin: float = 0.1, min_height: float = 0.3):
+    def __init__(self, *, aspect: float, margin: float = 0.25, min_height: float = 0.3):
         self.aspect = aspect
         self.margin = margin
         self.min_height = min_height     # fraction of the frame height
