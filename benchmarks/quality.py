@@ -94,9 +94,9 @@ class RawMediaPipe:
 class BackdropAdapter:
     """reset()/matte() over a backdrop Pipeline; matte_sequence() when it has one."""
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline, sequence: bool):
         self._pipeline = pipeline
-        if hasattr(pipeline, "matte_sequence"):
+        if sequence and hasattr(pipeline, "matte_sequence"):
             self.matte_sequence = pipeline.matte_sequence
 
     def reset(self) -> None:
@@ -113,7 +113,9 @@ def backdrop_predictor(quality: str) -> BackdropAdapter:
     """The one place that talks to the backdrop package.
 
     `quality` may carry preset overrides to measure one lever at a time, e.g.
-    `balanced,crop=0` or `best,flip=0,model=landscape` (method `backdrop-best,flip=0`)."""
+    `balanced,crop=0` or `best,flip=0,model=landscape` (method `backdrop-best,flip=0`).
+    Sequences use look-ahead smoothing (as `backdrop video` does) with `best`, or when
+    asked with `seq=1`; `seq=0` turns it off."""
     import dataclasses
 
     from backdrop.config import PipelineConfig
@@ -121,13 +123,17 @@ def backdrop_predictor(quality: str) -> BackdropAdapter:
 
     name, *changes = quality.split(",")
     preset = PRESETS[name]
+    sequence = name == "best"
     for change in changes:
+        if change.startswith("seq="):
+            sequence = change == "seq=1"
+            continue
         key, _, value = change.partition("=")
         kind = type(getattr(preset, key))
         preset = dataclasses.replace(preset, **{key: kind(float(value)) if kind in (int, float)
                                                 else bool(int(value)) if kind is bool else value})
     config = PipelineConfig.preset(name, model=preset.model)
-    return BackdropAdapter(Pipeline(config, preset=preset))
+    return BackdropAdapter(Pipeline(config, preset=preset), sequence)
 
 
 def make_method(name: str):

@@ -104,3 +104,18 @@ def test_person_leaving_and_reentering_and_an_empty_frame(astronaut):
         inner = slice(20, 490), slice(0, 380)      # away from the wrapped seam
         iou = (back & want)[inner].sum() / (back | want)[inner].sum()
         assert iou > 0.9 and p.tracker.box is not None
+
+
+def test_process_sequence_yields_every_frame_in_order_and_looks_ahead(astronaut):
+    frames = [np.ascontiguousarray(np.roll(astronaut, 4 * i, axis=1)) for i in range(4)]
+    with make("#00ff00") as p:
+        out = [r.image.copy() for r in p.process_sequence(iter(frames))]
+        assert len(out) == 4
+        for f, o in zip(frames, out):          # each output is its own frame's person
+            face = (slice(120, 160), slice(200, 240))
+            assert np.abs(o[face].astype(int) - f[face]).max() <= 1
+        # the matte of frame 0 depends on frame 1 (look-ahead), not only on the past
+        a = p.matte_sequence([frames[0], frames[1]])[0]
+        b = p.matte_sequence([frames[0], np.full_like(frames[0], 128)])[0]
+        assert np.abs(a - b).max() > 0
+        assert p.matte_sequence([]) == []

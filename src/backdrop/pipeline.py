@@ -4,8 +4,9 @@ shared by the live, image and video modes. No threads, no sleeping, no devices h
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Deque, Dict, Iterable, Iterator, List, Optional
 
 import cv2
 import numpy as np
@@ -99,7 +100,7 @@ class Pipeline:
         k = max(1, round(max(w, h) / self.preset.guide_width))
         return max(1, w // k), max(1, h // k)
 
-    def _person(self, frame: np.ndarray, t: Dict[str, float]):
+    def _person(self, frame: np.ndarray, t: Dict[str, float], smooth: bool = True):
         """Model + smoothing at low res: (guide_rgb, person probability at guide size)."""
         h, w = frame.shape[:2]
         t0 = time.perf_counter()
@@ -112,7 +113,7 @@ class Pipeline:
             if self.tracker.box is not None:
                 person = self._segment(frame, gsize, self.tracker.box)
         t1 = time.perf_counter()
-        smoothed = self.smoother.update(person)
+        smoothed = self.smoother.update(person) if smooth else person
         if crop:
             self.tracker.update(smoothed, w, h)
         t2 = time.perf_counter()
@@ -154,17 +155,60 @@ class Pipeline:
     def process(self, frame: np.ndarray) -> Frame:
         return self._run(frame, composite_wanted=True)
 
+    def process_sequence(self, frames: Iterable[np.ndarray], *, composite: bool = True,
+                         lookahead: int = 1) -> Iterator[Frame]:
+        """The frames of a file, in order, with smoothing that also looks `lookahead`
+        frames ahead: where the model is unsure about a pixel in this frame, it leans on
+        the mean of the frames around it (before and after, so without lag); where it is
+        sure, it is taken as is, so a moving arm is not smeared. Yields one Frame per
+        input, in order; frames are copied while they wait for the frames after them."""
+        self.reset()
+        pending: Deque = deque()
+        maps: Deque = deque(maxlen=2 * lookahead + 1)
+
+        def emit(index: int) -> Frame:
+            frame, guide, t = pending.popleft()
+            around = [m for i, m in enumerate(maps)
+                      if i != index and abs(i - index) <= lookahead]
+            person = maps[index].copy()
+            if around:
+                neighbours = np.mean(around, axis=0, dtype=np.float32)
+                kernels.smooth_masks(neighbours, maps[index], self.smoother.ratio, person)
+            return self._render(frame, guide, person, t, composite_wanted=composite)
+
+        for frame in frames:
+            check_frame("frame", frame)
+            t: Dict[str, float] = {}
+            guide, person = self._person(frame, t, smooth=False)
+            pending.append((frame.copy(), guide, t))
+            maps.append(np.array(person))
+            if len(pending) > lookahead:
+                yield emit(len(maps) - len(pending))
+        while pending:
+            yield emit(len(maps) - len(pending))
+
+    def matte_sequence(self, frames: Iterable[np.ndarray]) -> List[np.ndarray]:
+        """Mattes (float32 0..1) of a whole sequence with look-ahead smoothing."""
+        return [r.alpha.astype(np.float32) * np.float32(1 / 255)
+                for r in self.process_sequence(frames, composite=False)]
+
     def _run(self, frame: np.ndarray, *, composite_wanted: bool) -> Frame:
         check_frame("frame", frame)
         t: Dict[str, float] = {}
-        h, w = frame.shape[:2]
-        out = self._buffer("out", frame.shape)
-        alpha = self._buffer("alpha", (h, w))
         if composite_wanted and self.spec.kind == "none":
+            out = self._buffer("out", frame.shape)
+            alpha = self._buffer("alpha", frame.shape[:2])
             np.copyto(out, frame)
             alpha.fill(255)
             return self._finish(out, alpha, t)
         guide, person = self._person(frame, t)
+        return self._render(frame, guide, person, t, composite_wanted=composite_wanted)
+
+    def _render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
+                t: Dict[str, float], *, composite_wanted: bool) -> Frame:
+        """Refine the person map against the frame and composite."""
+        out = self._buffer("out", frame.shape)
+        alpha = self._buffer("alpha", frame.shape[:2])
         t0 = time.perf_counter()
         grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
         coef_a, coef_b = self.refiner.coefficients(grey, person)
