@@ -85,18 +85,12 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(scaled[y:y + height, x:x + width])
 
 
-def read_image_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read image '{path}': not an image OpenCV can decode"
-                         " (use PNG, JPEG, WebP, BMP or TIFF)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 class ImageBackground:
     def __init__(self, *, path: str):
         self.path = path
-        self._image = read_image_rgb(path)
+        from .imageio import read_rgb
+
+        self._image = read_rgb(path)
         self._out: Optional[np.ndarray] = None
 
     def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,

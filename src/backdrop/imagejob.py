@@ -1,0 +1,299 @@
+"""`backdrop image`, the library side: finding the inputs, planning every output before
+anything is written (so a bad -o or an input about to be overwritten is refused up front),
+and processing one image per call in a worker that owns one Pipeline.
+
+Nothing here prints; results come back as ImageResult values and the command reports them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .config import BackgroundSpec
+from .errors import BackdropError, ConfigError, InputError, SinkError
+from .imageio import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
+
+# Default output names next to the input: photo.jpg -> photo.cutout.png, photo.mask.png, ...
+SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask"}
+CHECK_SUFFIX = ".check"
+_OUR_SUFFIXES = tuple(SUFFIXES.values()) + (CHECK_SUFFIX,)
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    quality: str
+    background: BackgroundSpec
+    kind: str            # cutout (transparent) | composite (opaque background) | mask
+    fmt: str             # png | webp | jpg
+    shadow: bool = False
+    check: bool = False
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    path: str
+    relative: str        # where it sits under the folder it was found in; its name otherwise
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    source: str
+    output: str
+    check: Optional[str] = None
+
+
+@dataclass
+class ImageResult:
+    source: str
+    written: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+    input_error: bool = False    # the input itself is bad (as opposed to writing failed)
+    fatal: bool = False          # nothing can work (the worker could not start): stop the batch
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def _ours(name: str) -> bool:
+    """Outputs of an earlier run (photo.cutout.png) and hidden temp files are not inputs."""
+    stem = os.path.splitext(name)[0]
+    return name.startswith(".") or stem.endswith(_OUR_SUFFIXES)
+
+
+def _scan_folder(folder: str, recursive: bool) -> List[ImageInput]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if is_image_path(name) and not _ours(name):
+                path = os.path.normpath(os.path.join(root, name))
+                found.append(ImageInput(path, os.path.relpath(path, folder)))
+    return found
+
+
+def _expand_one(arg: str, recursive: bool) -> List[ImageInput]:
+    if os.path.isdir(arg):
+        found = _scan_folder(arg, recursive)
+        if not found:
+            more = "" if recursive else " (use -r to look in its subfolders)"
+            raise InputError(f"folder '{arg}' holds no JPEG, PNG, WebP, BMP or TIFF images{more}")
+        return found
+    if os.path.exists(arg):
+        return [ImageInput(arg, os.path.basename(arg))]
+    if glob.has_magic(arg):     # quoted patterns, and shells that do not expand them
+        matches = sorted(glob.glob(arg, recursive=recursive))
+        files = [m for m in matches if os.path.isfile(m) and is_image_path(m) and not _ours(os.path.basename(m))]
+        if not files:
+            raise InputError(f"pattern '{arg}' matches no images")
+        return [ImageInput(m, os.path.basename(m)) for m in files]
+    raise InputError(f"'{arg}': no such file or folder")
+
+
+def expand_inputs(args: Sequence[str], recursive: bool = False) -> List[ImageInput]:
+    """Files, folders (recursively with `recursive`) and glob patterns -> image inputs, in
+    the order given, each once."""
+    seen, inputs = set(), []
+    for arg in args:
+        for item in _expand_one(arg, recursive):
+            key = os.path.realpath(item.path)
+            if key not in seen:
+                seen.add(key)
+                inputs.append(item)
+    return inputs
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def choose_kind(spec: BackgroundSpec, mask: bool) -> str:
+    if mask:
+        return "mask"
+    return "cutout" if spec.kind == "transparent" else "composite"
+
+
+def jpeg_refusal(target: str) -> ConfigError:
+    return ConfigError(
+        f"JPEG cannot store transparency, so a transparent cut-out cannot go to {target}:"
+        " write PNG or WebP instead (a .png/.webp name or --format png), or pass"
+        " --background COLOR (e.g. --background white) for an opaque JPEG")
+
+
+def output_is_folder(out: str, count: int) -> bool:
+    """-o names a folder when it ends with '/', exists as one, has no extension, or there
+    are several inputs; otherwise it is one file."""
+    if out.endswith(("/", os.sep)) or os.path.isdir(out):
+        return True
+    ext = os.path.splitext(out)[1].lower()
+    if ext in WRITE_FORMATS:
+        if count > 1:
+            raise ConfigError(f"-o {out} names one file but there are {count} inputs; give a"
+                              f" folder instead (e.g. -o {os.path.splitext(out)[0]}/)")
+        return False
+    if ext == "" or count > 1:
+        return True
+    raise ConfigError(f"cannot write '{ext}' images: name the output .png, .webp or .jpg, or"
+                      " end -o with / to write into a folder")
+
+
+def choose_format(requested: Optional[str], out: Optional[str], to_folder: bool,
+                  kind: str) -> str:
+    """--format, or the -o file's extension (they must agree), defaulting to PNG."""
+    from_name = None if (out is None or to_folder) else WRITE_FORMATS[os.path.splitext(out)[1].lower()]
+    if requested and from_name and requested != from_name:
+        raise ConfigError(f"-o {out} is {from_name.upper()} but --format {requested} was asked;"
+                          " drop one of them")
+    fmt = requested or from_name or "png"
+    if kind == "mask" and fmt != "png":
+        raise ConfigError("--mask writes 8-bit greyscale PNG; name the output .png or drop --format")
+    if kind == "cutout" and fmt not in ALPHA_FORMATS:
+        raise jpeg_refusal(out if from_name else "--format jpg")
+    return fmt
+
+
+def _targets(item: ImageInput, out: Optional[str], to_folder: bool,
+             settings: ImageSettings) -> Tuple[str, str]:
+    """(output path, contact-sheet path) for one input."""
+    ext = FORMAT_EXTENSION[settings.fmt]
+    stem = os.path.splitext(os.path.basename(item.path))[0]
+    if out is None:
+        base = os.path.join(os.path.dirname(item.path), stem)
+        return base + SUFFIXES[settings.kind] + ext, base + CHECK_SUFFIX + ".png"
+    if to_folder:
+        base = os.path.join(out, os.path.dirname(item.relative), stem)
+        return base + ext, base + CHECK_SUFFIX + ".png"
+    return out, os.path.splitext(out)[0] + CHECK_SUFFIX + ".png"
+
+
+def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bool,
+                 settings: ImageSettings) -> List[ImageTask]:
+    """One task per input. Refuses (ConfigError) outputs that would overwrite an input or
+    that two inputs would both write."""
+    sources = {os.path.realpath(i.path): i.path for i in inputs}
+    claimed: Dict[str, str] = {}
+    tasks = []
+    for item in inputs:
+        target, sheet = _targets(item, out, to_folder, settings)
+        paths = [target] + ([sheet] if settings.check else [])
+        for path in paths:
+            real = os.path.realpath(path)
+            if real in sources:
+                raise ConfigError(f"refusing to overwrite the input '{sources[real]}' with an"
+                                  " output; choose another -o folder or file name")
+            if real in claimed:
+                raise ConfigError(f"'{claimed[real]}' and '{item.path}' would both be written to"
+                                  f" '{path}'; process them into separate -o folders")
+            claimed[real] = item.path
+        tasks.append(ImageTask(item.path, target, sheet if settings.check else None))
+    return tasks
+
+
+def make_folders(tasks: Sequence[ImageTask]) -> None:
+    """Create the output folders (and mirrored subfolders) before any worker writes."""
+    for folder in sorted({os.path.dirname(os.path.abspath(t.output)) for t in tasks}):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise SinkError(f"cannot create the output folder '{folder}': {e.strerror}") from e
+
+
+# ----------------------------------------------------------------------------- workers
+
+class ImageWorker:
+    """One Pipeline, reused for every image this process handles (loading the model costs
+    ~0.5 s; an image costs tens of milliseconds)."""
+
+    def __init__(self, settings: ImageSettings):
+        from .config import PipelineConfig
+        from .pipeline import Pipeline
+
+        self.settings = settings
+        # A mask needs no compositing: the transparent spec makes the pipeline skip it.
+        spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
+        self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec))
+
+    def run(self, task: ImageTask) -> ImageResult:
+        result = ImageResult(task.source)
+        try:
+            self._run(task, result)
+        except BackdropError as e:
+            result.error, result.input_error = str(e), isinstance(e, InputError)
+        except MemoryError:
+            result.error = f"'{task.source}' is too large to process in the memory available"
+        except Exception as e:  # one odd file must not end a batch of thousands
+            result.error = f"'{task.source}': unexpected {type(e).__name__}: {e}"
+        return result
+
+    def _run(self, task: ImageTask, result: ImageResult) -> None:
+        import numpy as np
+
+        from . import cutout
+        from .imageio import read_rgb, write_image
+
+        frame = read_rgb(task.source)
+        self.pipeline.reset()           # independent photos: no temporal smoothing across them
+        processed = self.pipeline.process(frame)
+        alpha = processed.alpha.copy()
+        h, w = alpha.shape
+        result.warnings = cutout.quality_warnings(w, h, alpha)
+        shadow = cutout.shadow_matte(alpha) if self.settings.shadow else None
+        layer = (cutout.rgba(frame, alpha) if shadow is None
+                 else cutout.rgba_with_shadow(frame, alpha, shadow))
+        kind = self.settings.kind
+        if kind == "mask":
+            image = alpha
+        elif kind == "cutout":
+            image = layer
+        elif shadow is not None:
+            image = cutout.composite_with_shadow(frame, alpha, processed.image, shadow)
+        else:
+            image = np.array(processed.image, copy=True)
+        write_image(task.output, image, self.settings.fmt)
+        result.written.append(task.output)
+        if task.check:
+            write_image(task.check, cutout.contact_sheet(layer), "png")
+            result.written.append(task.check)
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+
+_worker: Optional[ImageWorker] = None
+_worker_error: Optional[str] = None
+
+
+def init_worker(settings: ImageSettings) -> None:
+    """ProcessPoolExecutor initializer: one Pipeline per worker process."""
+    global _worker, _worker_error
+    # Ctrl-C reaches the whole process group; the parent decides, workers finish their image.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .segment import silence_native_logs
+
+    silence_native_logs()
+    quiet_warnings()
+    import cv2
+
+    cv2.setNumThreads(1)    # one worker per core already; more threads only contend
+    try:
+        _worker = ImageWorker(settings)
+    except BackdropError as e:
+        # Raising here would break the pool with a traceback on stderr; instead every task
+        # answers with this message and the parent stops the batch with it.
+        _worker_error = str(e)
+
+
+def run_in_worker(task: ImageTask) -> ImageResult:
+    if _worker is None:
+        return ImageResult(task.source, error=_worker_error or "worker not initialised",
+                           fatal=True)
+    return _worker.run(task)
+
+
+def quiet_warnings() -> None:
+    """mediapipe 0.10.21 emits a protobuf deprecation UserWarning on every model load."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"MessageFactory class is deprecated",
+                            category=UserWarning)

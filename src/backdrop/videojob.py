@@ -1,0 +1,176 @@
+"""`backdrop video`, the library side: deciding what the output is (video file with or
+without alpha, or a folder of PNGs), refusing impossible combinations before any work, and
+running every frame in order through one Pipeline (temporal smoothing is right here).
+
+Nothing here prints; progress and the outcome go back to the command through callbacks and
+the returned VideoOutcome.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .config import BackgroundSpec, PipelineConfig, parse_background
+from .errors import ConfigError, InputError, SinkError
+from .videoio import CONTAINERS
+
+ALPHA_EXTS = tuple(ext for ext, (_, alpha) in CONTAINERS.items() if alpha)
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    source: str
+    output: str
+    to_folder: bool
+    ext: str                 # output container extension; "" for a folder
+    background: BackgroundSpec
+    kind: str                # mask | alpha | composite
+    fps: Optional[float]     # frame rate for a folder of frames (None: 30)
+
+
+@dataclass
+class VideoOutcome:
+    frames: int
+    seconds: float
+    problem: Optional[str]   # where reading stopped early or what was skipped, if anything
+    audio: str               # "copied", "re-encoded", "none" or "dropped"
+
+
+def output_is_folder(output: str) -> bool:
+    return (output.endswith(("/", os.sep)) or os.path.isdir(output)
+            or os.path.splitext(output)[1] == "")
+
+
+def default_background(to_folder: bool, ext: str) -> str:
+    """Transparent where the output can hold alpha (PNG frames, WebM, MOV), blur elsewhere."""
+    return "transparent" if to_folder or ext in ALPHA_EXTS else "blur"
+
+
+def plan_video(source: str, output: str, background: Optional[str], mask: bool,
+               fps: Optional[float] = None) -> VideoPlan:
+    if not os.path.exists(source):
+        raise InputError(f"'{source}': no such file or folder")
+    to_folder = output_is_folder(output)
+    ext = "" if to_folder else os.path.splitext(output)[1].lower()
+    if not to_folder and ext not in CONTAINERS:
+        raise ConfigError(f"cannot write '{ext}' video: use .mp4, .mov, .mkv, .webm or .avi,"
+                          " or a folder (ending in /) for one PNG per frame")
+    spec = parse_background(background or default_background(to_folder, ext))
+    if mask:
+        kind = "mask"
+    elif spec.kind == "transparent":
+        kind = "alpha"
+        if not to_folder and ext not in ALPHA_EXTS:
+            raise ConfigError(
+                f"{ext} video has no alpha channel, so it cannot be transparent: write .webm"
+                " or .mov for a transparent video, or a folder (-o frames/) for PNG cut-outs,"
+                " or pass --background blur, a colour or an image")
+    else:
+        kind = "composite"
+    if fps is not None and not 1 <= fps <= 240:
+        raise ConfigError(f"--fps must be between 1 and 240; got {fps:g}")
+    _refuse_overwrite(source, output, to_folder)
+    return VideoPlan(source, output, to_folder, ext, spec, kind, fps)
+
+
+def _refuse_overwrite(source: str, output: str, to_folder: bool) -> None:
+    if not to_folder:
+        if os.path.exists(output) and os.path.samefile(source, output):
+            raise ConfigError(f"refusing to overwrite the input '{source}'; choose another -o")
+        return
+    if not (os.path.isdir(source) and os.path.isdir(output)
+            and os.path.samefile(source, output)):
+        return
+    from .videoio import FrameFolderReader
+
+    for path in FrameFolderReader(source).files:
+        if path.lower().endswith(".png"):
+            raise ConfigError(f"refusing to overwrite the input frame '{path}': write the"
+                              " output frames into another folder")
+
+
+def _render(frame, kind: str) -> np.ndarray:
+    """The pipeline's buffers are reused next frame; everything returned here is a copy."""
+    if kind == "mask":
+        return frame.alpha.copy()
+    if kind == "alpha":
+        return np.dstack((frame.image, frame.alpha))
+    return frame.image.copy()
+
+
+def _open_sink(plan: VideoPlan, reader, stack: contextlib.ExitStack):
+    from .imageio import atomic_path
+    from .videoio import FrameFolderSink, VideoFileSink
+
+    if plan.to_folder:
+        return stack.enter_context(FrameFolderSink(plan.output))
+    parent = os.path.dirname(os.path.abspath(plan.output))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise SinkError(f"cannot create the folder '{parent}': {e.strerror}") from e
+    # Registered first, so it runs last: the encoder finishes the temp file, then it is
+    # renamed into place, or deleted if anything (Ctrl-C included) went wrong.
+    temp = stack.enter_context(atomic_path(plan.output, suffix=".part" + plan.ext))
+    return stack.enter_context(VideoFileSink(
+        temp, plan.ext, fps=reader.fps, alpha=plan.kind == "alpha",
+        audio=reader.audio, start=reader.start))
+
+
+def _audio_outcome(sink, reader) -> str:
+    if reader.audio is None:
+        return "none"
+    return getattr(sink, "audio_mode", "dropped")
+
+
+def run_video(plan: VideoPlan, quality: str, *,
+              on_start: Callable[[int], None] = lambda total: None,
+              on_frame: Callable[[], None] = lambda: None) -> VideoOutcome:
+    """Process every readable frame. Raises InputError when not one frame could be read."""
+    from .pipeline import Pipeline
+    from .stages import Prefetch, WriterThread
+    from .videoio import open_reader
+
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(open_reader(plan.source, plan.fps))
+        engine_spec = BackgroundSpec("transparent") if plan.kind == "mask" else plan.background
+        pipeline = stack.enter_context(Pipeline(
+            PipelineConfig.preset(quality, background=engine_spec), fps=float(reader.fps)))
+        sink = _open_sink(plan, reader, stack)
+        on_start(reader.expected)
+        # Reading, the pipeline and writing overlap on three threads (see stages.py); the
+        # reader's audio packets travel with the frames, so the writer muxes them in order.
+        frames = stack.enter_context(Prefetch(
+            lambda put: reader.frames(on_audio=lambda packet: put(("audio", packet)))))
+        writer = stack.enter_context(WriterThread(
+            lambda kind, value: sink.audio(value) if kind == "audio" else sink.write(*value)))
+        meta: collections.deque = collections.deque()
+
+        def video_frames():
+            for kind, value in frames:
+                if kind == "audio":        # may go a frame early: the muxer orders by time
+                    writer.submit("audio", value)
+                    continue
+                rgb, seconds, name = value
+                meta.append((seconds, name))
+                yield rgb
+
+        # the whole file is there: smoothing may also look at the next frame
+        for result in pipeline.process_sequence(video_frames()):
+            seconds, name = meta.popleft()
+            writer.submit("video", (_render(result, plan.kind), seconds, name))
+            on_frame()
+        writer.finish()
+        if reader.count == 0:
+            raise InputError(f"no frame of '{plan.source}' could be decoded"
+                             + (f" ({reader.problem})" if reader.problem else ""))
+        audio = _audio_outcome(sink, reader)
+    return VideoOutcome(reader.count, time.monotonic() - started, reader.problem, audio)
