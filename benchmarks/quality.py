@@ -132,7 +132,8 @@ def backdrop_predictor(quality: str) -> BackdropAdapter:
         kind = type(getattr(preset, key))
         preset = dataclasses.replace(preset, **{key: kind(float(value)) if kind in (int, float)
                                                 else bool(int(value)) if kind is bool else value})
-    config = PipelineConfig.preset(name, model=preset.model)
+    overridden = any(c.startswith("model=") for c in changes)
+    config = PipelineConfig.preset(name, model=preset.model if overridden else "auto")
     return BackdropAdapter(Pipeline(config, preset=preset), sequence)
 
 

@@ -119,3 +119,16 @@ def test_process_sequence_yields_every_frame_in_order_and_looks_ahead(astronaut)
         b = p.matte_sequence([frames[0], np.full_like(frames[0], 128)])[0]
         assert np.abs(a - b).max() > 0
         assert p.matte_sequence([]) == []
+
+
+def test_portrait_frames_use_the_square_model_when_the_model_is_auto(astronaut):
+    portrait = np.ascontiguousarray(astronaut[:, 128:384])        # 512 x 256, standing
+    with make("transparent", "balanced") as p:
+        p.matte(astronaut)
+        assert p._portrait is None and p.tracker.aspect == 256 / 144
+        m = p.matte(portrait)
+        assert p._portrait is not None and p._portrait.input_size == (256, 256)
+        assert m[130, 100] > 0.9                                  # her face
+    with make("transparent", "balanced", model="landscape") as p:
+        p.matte(portrait)
+        assert p._portrait is None                                # an explicit choice holds
