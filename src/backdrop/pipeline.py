@@ -68,6 +68,7 @@ class Pipeline:
         # standing person into the 16:9 landscape input cost 0.016 BF on the photos.
         self._auto_model = segmenter is None and self.config.model == "auto" and model != "general"
         self._portrait: Optional[Segmenter] = None
+        self._size = (0, 0)
         mw, mh = self.segmenter.input_size
         self.tracker = CropTracker(aspect=mw / mh)
         self.refiner = GuidedRefiner(radius=self.preset.radius, eps=self.preset.eps,
@@ -110,6 +111,9 @@ class Pipeline:
         t0 = time.perf_counter()
         gsize = self._guide_size(w, h)
         guide = cv2.resize(frame, gsize, interpolation=cv2.INTER_AREA)
+        if (w, h) != self._size:         # a box from another frame size means nothing here
+            self.tracker.reset()
+            self._size = (w, h)
         crop = self.preset.crop
         person = self._segment(frame, gsize, self.tracker.box if crop else None)
         if crop and self.preset.two_pass and self.tracker.box is None:
