@@ -40,8 +40,14 @@ def _live_parser(sub) -> None:
     p.add_argument("--mirror", action="store_true", default=None, help="flip left-right")
     p.add_argument("--no-loop", dest="loop", action="store_false", default=None,
                    help="play a file source once instead of looping")
-    p.add_argument("--frames", type=int, help="stop after N frames")
-    p.add_argument("--config", help="a TOML file (see config/default.toml)")
+    p.add_argument("--no-idle", dest="idle", action="store_false", default=None,
+                   help="keep processing while no app reads the virtual camera (default:"
+                   " pause and release the camera)")
+    p.add_argument("--privacy", choices=("off", "freeze", "blank"),
+                   help="start with the picture frozen or blanked ('p' in the preview toggles)")
+    p.add_argument("--frames", type=int, help="stop after N frames sent")
+    p.add_argument("--config", help="a TOML file (see config/default.toml); edits of it apply"
+                   " while live runs, as does SIGHUP")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,13 +72,15 @@ def live_overrides(args: argparse.Namespace) -> Dict[str, Dict]:
         "source": pick(camera=args.camera, source=args.source, width=args.width,
                        height=args.height, fps=args.fps, loop=args.loop),
         "pipeline": pick(quality=args.quality, background=args.background, mirror=args.mirror),
-        "output": pick(sinks=args.sink, vcam_device=args.vcam_device),
+        "output": pick(sinks=args.sink, vcam_device=args.vcam_device,
+                       idle_when_unwatched=args.idle, privacy=args.privacy),
         "runner": pick(frames=args.frames),
     }
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    config: Config = load(args.config, live_overrides(args))
+    overrides = live_overrides(args)
+    config: Config = load(args.config, overrides)
     from .pipeline import Pipeline
     from .runner import run_live
     from .segment import silence_native_logs
@@ -83,37 +91,29 @@ def cmd_live(args: argparse.Namespace) -> int:
     stats = run_live(
         config,
         make_source=lambda: open_source(config.source),
-        make_pipeline=lambda: Pipeline(config.pipeline, fps=config.source.fps),
-        open_sink=open_sink, log=log)
-    log(f"stopped after {stats.sent} frames")
+        # Called again with the new [pipeline] settings when an edit changes the quality.
+        make_pipeline=lambda p=None: Pipeline(p or config.pipeline, fps=config.source.fps),
+        open_sink=open_sink, log=log,
+        config_path=args.config, load_config=lambda: load(args.config, overrides))
+    extra = [f"{n} {what}" for n, what in ((stats.placeholders, "placeholder"),
+                                           (stats.paused, "paused"),
+                                           (stats.private, "privacy")) if n]
+    log(f"stopped after {stats.sent} frames" + (f" ({', '.join(extra)})" if extra else ""))
     return EXIT_OK
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from .sinks import list_virtual_cameras
-    from .sources import list_cameras
+    from .doctor import device_lines
 
-    cams, vcams = list_cameras(), list_virtual_cameras()
-    print("cameras:" if cams else "cameras: none found")
-    for c in cams:
-        print(f"  {c['path']}  {c.get('name', '')}")
-    print("virtual cameras:" if vcams else "virtual cameras: none (see `backdrop doctor`)")
-    for c in vcams:
-        print(f"  {c['path']}  {c.get('name', '')}")
+    print("\n".join(device_lines()))
     return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_checks
+    from .doctor import report, run_checks
 
-    ok = True
-    for check in run_checks():
-        print(f"[{'ok' if check.ok else 'FAIL' if check.required else 'warn'}] "
-              f"{check.name}: {check.detail}")
-        if not check.ok and check.fix:
-            print(f"       fix: {check.fix}")
-        ok = ok and (check.ok or not check.required)
-    print("live will work" if ok else "live will not work until the FAIL lines are fixed")
+    lines, ok = report(run_checks())
+    print("\n".join(lines))
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -22,6 +22,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 QUALITIES = ("fast", "balanced", "best")
+PRIVACY = ("off", "freeze", "blank")
 MODELS = ("auto", "landscape", "general")
 NAMED_COLOURS = {
     "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128),
@@ -126,6 +127,9 @@ class OutputConfig:
     sinks: Tuple[str, ...] = ("auto",)   # auto = vcam + preview when a display exists
     vcam_device: str = ""               # empty: the first v4l2loopback device
     backgrounds: Tuple[str, ...] = ("blur", "none")  # cycled by the 'b' hotkey
+    idle_when_unwatched: bool = True    # pause (camera released) while no app reads the vcam
+    privacy: str = "off"                # off | freeze | blank: what the others see now
+    privacy_key: str = "blank"          # freeze | blank: what the 'p' key switches to
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,8 @@ def validate(config: Config) -> Config:
     validate_pipeline(config.pipeline)
     for spec in config.output.backgrounds:
         parse_background(spec)
+    _choice("[output] privacy", config.output.privacy, PRIVACY)
+    _choice("[output] privacy_key", config.output.privacy_key, PRIVACY[1:])
     if not config.output.sinks:
         raise ConfigError("[output] sinks must name at least one sink: vcam, preview, null or a file")
     if config.runner.frames < 0:

@@ -1,11 +1,29 @@
-"""`backdrop doctor`: checks that say whether live will work, each with its fix."""
+"""`backdrop doctor` and `backdrop devices`: what this machine has for live, and the fix for
+whatever is missing.
+
+Every check reads through a `Probe` (kernel files under a root folder, the permission test,
+the environment, the format query), so tests can build a fake /sys, /dev and /proc tree.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import sys
-from dataclasses import dataclass
-from typing import List
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
+
+from .devices import (LOCAL, Host, describe_formats, find_holders, list_cameras,
+                      list_formats, list_virtual_cameras, loopback_parameters, parameter_list,
+                      truthy)
+
+MODPROBE = 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="backdrop"'
+INSTALL = f"sudo apt install v4l2loopback-dkms && {MODPROBE}"
+RELOAD = f"sudo modprobe -r v4l2loopback && {MODPROBE}"
+GROUP_FIX = "sudo usermod -aG video $USER, then log out and back in"
+MEDIAPIPE = "0.10.21"
 
 
 @dataclass
@@ -17,24 +35,218 @@ class Check:
     required: bool = True
 
 
-def run_checks() -> List[Check]:
-    from .sinks import display_available, list_virtual_cameras
-    from .sources import list_cameras
+def _default_display(env: Mapping[str, str]) -> bool:
+    from .sinks import x_display_reachable
 
-    checks = [Check("python", (3, 9) <= sys.version_info[:2] <= (3, 12),
-                    sys.version.split()[0], "use Python 3.9-3.12 (mediapipe 0.10.21 has no 3.13 wheels)")]
-    loaded = os.path.isdir("/sys/module/v4l2loopback")
-    checks.append(Check("v4l2loopback", loaded, "loaded" if loaded else "kernel module not loaded",
-                        'sudo apt install v4l2loopback-dkms && sudo modprobe v4l2loopback'
-                        ' devices=1 exclusive_caps=1 card_label="backdrop"'))
-    vcams = list_virtual_cameras()
-    checks.append(Check("virtual camera", bool(vcams),
-                        ", ".join(c["path"] for c in vcams) or "no loopback device",
-                        "load v4l2loopback (see above)"))
-    cams = list_cameras()
-    checks.append(Check("camera", bool(cams), ", ".join(c["path"] for c in cams) or "none found",
-                        "plug in a webcam, or use --source demo / --source VIDEO", required=False))
-    disp = display_available()
-    checks.append(Check("display", disp, "available" if disp else "none (no preview window)",
-                        "run in a desktop session, or use --sink vcam only", required=False))
+    display = env.get("DISPLAY", "")
+    return bool(display) and x_display_reachable(display)
+
+
+@dataclass
+class Probe:
+    """Where the doctor looks. The defaults look at this machine."""
+
+    host: Host = LOCAL
+    access: Callable[[str, int], bool] = os.access
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    display: Callable[[Mapping[str, str]], bool] = _default_display
+    formats: Callable[[str], List[dict]] = list_formats
+    own_pid: int = field(default_factory=os.getpid)
+
+
+# ---------------------------------------------------------------------------- software
+
+def _version(dist: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def software_checks() -> List[Check]:
+    from .segment import MODELS
+
+    py = sys.version.split()[0]
+    checks = [Check("python", (3, 9) <= sys.version_info[:2] <= (3, 12), py,
+                    "use Python 3.9-3.12 (mediapipe 0.10.21 has no 3.13 wheels)")]
+    mp = _version("mediapipe")
+    checks.append(Check("mediapipe", mp == MEDIAPIPE, mp or "not installed",
+                        f"pip install 'mediapipe=={MEDIAPIPE}' (the last release that ships"
+                        f" the segmentation models)"))
+    spec = importlib.util.find_spec("mediapipe")  # locates without importing (slow)
+    where = (spec.submodule_search_locations or [""])[0] if spec else ""
+    missing = [m.relpath for m in MODELS.values()
+               if not where or not os.path.isfile(os.path.join(where, m.relpath))]
+    checks.append(Check("models", not missing,
+                        "selfie segmentation models present" if not missing
+                        else "missing: " + ", ".join(missing),
+                        f"pip install --force-reinstall 'mediapipe=={MEDIAPIPE}'"))
+    np_version = _version("numpy") or "not installed"
+    checks.append(Check("numpy", np_version[:1] == "1", np_version,
+                        "pip install 'numpy<2' (mediapipe 0.10.21 is built against numpy 1)"))
+    checks.append(_opencv_check())
+    vc = _version("pyvirtualcam")
+    checks.append(Check("pyvirtualcam", vc is not None, vc or "not installed",
+                        "pip install pyvirtualcam"))
     return checks
+
+
+def _opencv_check() -> Check:
+    fix = ("pip uninstall -y opencv-python opencv-python-headless && pip install --force-reinstall"
+           " 'opencv-contrib-python<4.12'")
+    others = [d for d in ("opencv-python", "opencv-python-headless") if _version(d)]
+    try:
+        import cv2
+    except ImportError as e:
+        return Check("opencv", False, f"cv2 cannot be imported: {e}", fix)
+    if not hasattr(cv2, "ximgproc"):
+        return Check("opencv", False, f"cv2 {cv2.__version__} has no ximgproc (not the contrib"
+                     f" build{'; also installed: ' + ', '.join(others) if others else ''})", fix)
+    if others:
+        return Check("opencv", False, f"{', '.join(others)} installed beside"
+                     f" opencv-contrib-python: they overwrite the same cv2", fix)
+    return Check("opencv", True, f"cv2 {cv2.__version__} with ximgproc")
+
+
+# ---------------------------------------------------------------------------- devices
+
+def _exclusive_caps(params: Dict[str, str]) -> Optional[List[bool]]:
+    """exclusive_caps of each device the module made (None when not readable)."""
+    if "exclusive_caps" not in params:
+        return None
+    values = [truthy(v) for v in parameter_list(params["exclusive_caps"])]
+    try:
+        count = max(1, int(params.get("devices", "1")))
+    except ValueError:
+        count = 1
+    return values[:count]
+
+
+def module_check(params: Optional[Dict[str, str]]) -> List[Check]:
+    if params is None:
+        return [Check("v4l2loopback", False, "kernel module not loaded: no virtual camera",
+                      INSTALL)]
+    shown = " ".join(f"{k}={params[k]}" for k in ("devices", "exclusive_caps", "card_label",
+                                                   "video_nr") if k in params)
+    checks = [Check("v4l2loopback", True, f"loaded; options: {shown or 'not readable'}")]
+    caps = _exclusive_caps(params)
+    if caps is not None and not all(caps):
+        checks.append(Check("exclusive_caps", False,
+                            "exclusive_caps=0: Chrome-based apps (Meet, Teams, Discord) will"
+                            " not list the virtual camera", RELOAD, required=False))
+    return checks
+
+
+def _holders_text(path: str, probe: Probe) -> str:
+    found = find_holders([path], probe.host, exclude={probe.own_pid})
+    held = ", ".join(f"{name} ({pid})" for pid, name in sorted(found.pids.items()))
+    unseen = f"; {found.denied} processes of other users not visible" if found.denied else ""
+    return (f"open in: {held}" if held else "open in no program") + unseen
+
+
+def _sysfs_format(path: str, probe: Probe) -> str:
+    node = os.path.join(probe.host.sysfs_v4l, os.path.basename(path), "format")
+    try:
+        text = Path(node).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    return f", format {text}" if text else ""
+
+
+def vcam_checks(probe: Probe, loaded: bool) -> Tuple[List[Check], bool]:
+    """One check per loopback device; and whether live can write to one of them."""
+    vcams = list_virtual_cameras(probe.host, probe.access)
+    if not vcams:
+        if not loaded:
+            return [], False
+        return [Check("virtual camera", False, "v4l2loopback is loaded but made no devices",
+                      RELOAD)], False
+    checks, usable = [], False
+    for d in vcams:
+        state = f"{d['name'] or 'loopback'}{_sysfs_format(d['path'], probe)};" \
+                f" {_holders_text(d['path'], probe)}"
+        if not d["writable"]:
+            checks.append(Check(f"virtual camera {d['path']}", False,
+                                f"no permission to write it ({state})", GROUP_FIX))
+        else:
+            usable = True
+            checks.append(Check(f"virtual camera {d['path']}", True, f"writable; {state}"))
+    return checks, usable
+
+
+def camera_checks(probe: Probe) -> List[Check]:
+    cams = list_cameras(probe.host)
+    if not cams:
+        return [Check("camera", False, "none found (live can use --source demo or a video)",
+                      "plug in a webcam, or use --source demo / --source VIDEO", required=False)]
+    checks = []
+    for c in cams:
+        if not probe.access(c["path"], os.R_OK):
+            checks.append(Check(f"camera {c['path']}", False, f"{c['name']}: no permission"
+                                f" to read it", GROUP_FIX, required=False))
+            continue
+        try:
+            formats = describe_formats(probe.formats(c["path"]))
+        except OSError as e:
+            formats = f"formats cannot be asked ({e.strerror or e})"
+        checks.append(Check(f"camera {c['path']}", True, f"{c['name']}: {formats}"))
+    return checks
+
+
+def display_check(probe: Probe) -> Check:
+    display = probe.env.get("DISPLAY", "")
+    if probe.display(probe.env):
+        return Check("display", True, f"X display {display} reachable: preview window works")
+    why = f"cannot connect to X display {display}" if display else "DISPLAY is not set"
+    return Check("display", False, f"{why}: no preview window",
+                 "run from a desktop session (XWayland on Wayland); without a display,"
+                 " live needs the virtual camera")
+
+
+def run_checks(probe: Optional[Probe] = None, *, software: bool = True) -> List[Check]:
+    """Everything live needs. A virtual camera or a display must exist (for the default
+    sinks); a camera need not (the demo works without)."""
+    probe = probe or Probe()
+    checks = software_checks() if software else []
+    params = loopback_parameters(probe.host)
+    device_checks = module_check(params)
+    more, vcam_ok = vcam_checks(probe, params is not None)
+    device_checks += more
+    display = display_check(probe)
+    display_ok = display.ok
+    for c in device_checks:  # either output is enough: the other one becomes a warning
+        c.required = c.required and not display_ok
+    display.required = not vcam_ok
+    return checks + device_checks + camera_checks(probe) + [display]
+
+
+def report(checks: List[Check]) -> Tuple[List[str], bool]:
+    """The lines to print and whether live will work."""
+    lines, ok = [], True
+    for check in checks:
+        mark = "ok" if check.ok else "FAIL" if check.required else "warn"
+        lines.append(f"[{mark}] {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            lines.append(f"       fix: {check.fix}")
+        ok = ok and (check.ok or not check.required)
+    warned = any(not c.ok for c in checks)
+    lines.append(("live will work" + (" (see the warnings)" if warned else "")) if ok
+                 else "live will not work until the FAIL lines are fixed")
+    return lines, ok
+
+
+def device_lines(probe: Optional[Probe] = None) -> List[str]:
+    """`backdrop devices`: cameras with their formats, and virtual cameras with their state."""
+    probe = probe or Probe()
+    lines = []
+    cams = [c for c in camera_checks(probe) if c.name.startswith("camera ")]
+    lines.append("cameras:" if cams else "cameras: none (use --source demo, or plug in a webcam)")
+    lines += [f"  {c.name[len('camera '):]}  {c.detail}" for c in cams]
+    vcams, _ = vcam_checks(probe, loaded=True)
+    vcams = [c for c in vcams if c.name.startswith("virtual camera ")]
+    loaded = loopback_parameters(probe.host) is not None
+    lines.append("virtual cameras:" if vcams else "virtual cameras: none (v4l2loopback is "
+                 f"{'loaded but made no devices' if loaded else 'not loaded'};"
+                 " see `backdrop doctor`)")
+    lines += [f"  {c.name[len('virtual camera '):]}  {c.detail}" for c in vcams]
+    return lines

@@ -7,12 +7,8 @@ frames happen here and nowhere downstream. Nothing here waits or paces: the runn
 
 from __future__ import annotations
 
-import fcntl
-import glob
 import math
 import os
-import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Protocol, Tuple
@@ -21,19 +17,14 @@ import cv2
 import numpy as np
 
 from .config import SourceConfig
+# Device scanning lives in devices.py; the other names stay importable from here.
+from .devices import (_V4L2_CAP_FMT, list_cameras, parse_v4l2_capability,  # noqa: F401
+                      scan_video_devices)
 from .errors import InputError, SourceError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 ASTRONAUT = Path(__file__).resolve().parent / "assets" / "astronaut.png"
-SYSFS_V4L = "/sys/class/video4linux"
 NO_CAMERA_HINT = "use --source demo to try without a camera, or --camera /dev/videoN"
-
-# struct v4l2_capability: driver[16] card[32] bus_info[32] version capabilities device_caps rsv[3]
-_V4L2_CAP_FMT = "16s32s32sIII12x"
-_VIDIOC_QUERYCAP = 0x80685600
-_CAP_VIDEO_CAPTURE, _CAP_VIDEO_OUTPUT = 0x1, 0x2
-_CAP_VIDEO_CAPTURE_MPLANE, _CAP_VIDEO_OUTPUT_MPLANE = 0x1000, 0x2000
-_CAP_DEVICE_CAPS = 0x80000000
 
 
 class Source(Protocol):
@@ -77,70 +68,6 @@ def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     shrink = frame.shape[1] > width
     return cv2.resize(frame, (width, height),
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-# ---------------------------------------------------------------------------- V4L2 devices
-
-def parse_v4l2_capability(raw: bytes) -> dict:
-    """Decode a VIDIOC_QUERYCAP answer into driver/card and what the node can do."""
-    driver, card, _bus, _ver, caps, dev_caps = struct.unpack(_V4L2_CAP_FMT, raw)
-    # device_caps describes this node; capabilities describes the whole physical device.
-    node = dev_caps if caps & _CAP_DEVICE_CAPS else caps
-    return {
-        "driver": driver.split(b"\0", 1)[0].decode(errors="replace"),
-        "card": card.split(b"\0", 1)[0].decode(errors="replace"),
-        "capture": bool(node & (_CAP_VIDEO_CAPTURE | _CAP_VIDEO_CAPTURE_MPLANE)),
-        "output": bool(node & (_CAP_VIDEO_OUTPUT | _CAP_VIDEO_OUTPUT_MPLANE)),
-    }
-
-
-def query_v4l2_device(path: str) -> Optional[dict]:
-    """Ask the driver what a /dev/video node is; None if it cannot be asked (no access...)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # read access is enough to query
-    except OSError:
-        return None
-    try:
-        buf = bytearray(struct.calcsize(_V4L2_CAP_FMT))
-        fcntl.ioctl(fd, _VIDIOC_QUERYCAP, buf)
-        return parse_v4l2_capability(bytes(buf))
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def scan_video_devices(dev_glob: str = "/dev/video*", sysfs: str = SYSFS_V4L) -> List[dict]:
-    """/dev/video* nodes in number order: path, name, driver, capture, output, loopback.
-
-    capture/output are None when the driver could not be asked (e.g. no permission).
-    """
-    loopback_loaded = os.path.isdir("/sys/module/v4l2loopback")
-    found = []
-    for path in sorted(glob.glob(dev_glob), key=lambda p: int(re.sub(r"\D", "", p) or 1 << 30)):
-        node = os.path.join(sysfs, os.path.basename(path))
-        try:
-            name = Path(node, "name").read_text(encoding="utf-8").strip()
-        except OSError:
-            name = ""
-        caps = query_v4l2_device(path) or {"driver": "", "card": "", "capture": None,
-                                           "output": None}
-        # Loopback nodes have no parent bus device, so sysfs files them under /virtual/.
-        virtual = "/virtual/" in os.path.realpath(node)
-        loopback = (caps["driver"] == "v4l2 loopback" or "loopback" in name.lower()
-                    or (loopback_loaded and virtual and not caps["driver"]))
-        found.append({"path": path, "name": name or caps["card"], "driver": caps["driver"],
-                      "capture": caps["capture"], "output": caps["output"],
-                      "loopback": loopback})
-    return found
-
-
-def list_cameras() -> List[dict]:
-    """Capture devices a user could pick with --camera (virtual cameras and metadata nodes
-    left out): [{'path', 'name', 'driver'}]."""
-    return [{"path": d["path"], "name": d["name"] or os.path.basename(d["path"]),
-             "driver": d["driver"]}
-            for d in scan_video_devices() if not d["loopback"] and d["capture"] is not False]
 
 
 # ---------------------------------------------------------------------------- camera
