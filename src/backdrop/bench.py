@@ -137,7 +137,12 @@ def bench_latency(frames: Sequence[np.ndarray], count: int, quality: str) -> Dic
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"frames": sent, "fps": round(sent / wall, 1),
             "cpu_ms_per_frame": round(cpu * 1e3 / max(sent, 1), 3),
-            "latency_ms": percentiles(list(stats.times.samples["latency"])[5:])}
+            "latency_ms": percentiles(_steady(list(stats.times.samples["latency"])))}
+
+
+def _steady(samples: List[float], skip: int = 5) -> List[float]:
+    """Leave out the first frames (start-up), unless that would leave nothing."""
+    return samples[skip:] if len(samples) > 2 * skip else samples
 
 
 def run_bench(resolutions: Sequence[str], modes: Sequence[str], count: int, quality: str,

@@ -136,6 +136,11 @@ def quiet_stderr():
 
 
 def silence_native_logs() -> None:
-    """MediaPipe/TFLite print INFO/WARNING lines to stderr on load; keep a user's terminal clean."""
+    """Native libraries print INFO/WARNING lines to stderr (TFLite on load, OpenCV once per
+    unreadable file); keep a user's terminal to our own one-line messages."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    import cv2
+
+    cv2.setLogLevel(2)  # 2 = errors only (cv2.utils.logging is not exposed in 4.11)
