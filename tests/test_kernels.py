@@ -50,19 +50,6 @@ def test_smooth_masks_in_place_equals_out_of_place():
     np.testing.assert_array_equal(state, out)
 
 
-@pytest.mark.parametrize("ro", [False, True])
-def test_blend_u8_matches_reference(ro):
-    frame = rng.integers(0, 256, (6, 11, 3), dtype=np.uint8)
-    bg = rng.integers(0, 256, (6, 11, 3), dtype=np.uint8)
-    alpha = rng.integers(0, 256, (6, 11), dtype=np.uint8)
-    alpha[0, :2] = [0, 255]
-    out = np.zeros_like(frame)
-    args = [readonly(x) if ro else x for x in (frame, alpha, bg)]
-    kernels.blend_u8(*args, out)
-    np.testing.assert_array_equal(out, ref_blend(frame, alpha, bg))
-    assert (out[0, 0] == bg[0, 0]).all() and (out[0, 1] == frame[0, 1]).all()
-
-
 def ref_resize_linear(img, h, w):
     """Bilinear resize with pixel centres aligned (the cv2.INTER_LINEAR convention)."""
     sh, sw = img.shape
@@ -161,5 +148,5 @@ def test_refine_spans_holds_small_changes_and_passes_large_ones():
 
 def test_warm_up_compiles_everything():
     assert kernels.warm_up() >= 0
-    for k in (kernels.smooth_masks, kernels.refine_spans, kernels.blend_u8):
+    for k in (kernels.smooth_masks, kernels.refine_spans):
         assert k.signatures, f"{k.__name__} was not compiled"

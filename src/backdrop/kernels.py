@@ -1,7 +1,7 @@
 """numba kernels: pure functions over arrays that write into caller-given buffers.
 
 Rules (design notes, section 3): no state, no config, no I/O, no globals, no allocation per
-call. The public wrappers in refine.py / composite.py check shapes and dtypes; these trust.
+call. The public wrapper in refine.py checks shapes and dtypes; these trust.
 Every kernel has a numpy reference in tests/test_kernels.py.
 """
 
@@ -35,26 +35,6 @@ def smooth_masks(prev, new, ratio, out):
                 conf = 1.0
             uncertainty = 1.0 - conf
             out[y, x] = p + (prev[y, x] - p) * (uncertainty * ratio)
-
-
-@njit(cache=True, nogil=True)
-def blend_u8(frame, alpha, bg, out):
-    """out = frame * a + bg * (1 - a), a = alpha / 255, uint8 with rounding.
-
-    frame, bg, out (H, W, 3) and alpha (H, W), C-contiguous. uint16 arithmetic over flat
-    memory: (v + (v >> 8)) >> 8 with v = f*m + g*(255-m) + 128 equals round(v / 255).
-    """
-    f = frame.reshape(-1)
-    g = bg.reshape(-1)
-    o = out.reshape(-1)
-    al = alpha.reshape(-1)
-    for i in range(al.shape[0]):
-        m = np.uint16(al[i])
-        n = np.uint16(255) - m
-        for c in range(3):
-            j = 3 * i + c
-            v = np.uint16(f[j]) * m + np.uint16(g[j]) * n + np.uint16(128)
-            o[j] = np.uint8((v + (v >> np.uint16(8))) >> np.uint16(8))
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -128,7 +108,6 @@ def warm_up() -> float:
     frame = np.zeros((8, 8, 3), np.uint8)
     grey = np.zeros((8, 8), np.uint8)
     coef = np.zeros((1, 1), np.float32)
-    blend_u8(frame, grey, frame, frame.copy())
     spans = np.array([[0, 0, 1]], np.int32)
     edges = np.array([0, 8], np.int32)
     taps = np.zeros(8, np.int32)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from contextlib import contextmanager
-from typing import Deque, Dict, Iterator
+from typing import Deque, Dict
 
 import numpy as np
 
@@ -32,14 +30,6 @@ class StageTimes:
     def add_all(self, times: Dict[str, float]) -> None:
         for stage, ms in times.items():
             self.add(stage, ms)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, (time.perf_counter() - t) * 1000.0)
 
     def summary(self) -> Dict[str, Dict[str, float]]:
         return {name: percentiles(list(s)) for name, s in self.samples.items()}
