@@ -85,62 +85,76 @@ def axis_tables(small, full):
     return starts, tap, (src - tap).astype(np.float32)
 
 
+def run_cells(frame, ca, cb, state, lo, scale, out, alpha, prev=NO_PREV, hold=0, blend=True):
+    H, W = frame.shape[:2]
+    (h, w) = ca.shape
+    xs, xt, xw = axis_tables(w, W)
+    ys, yt, yw = axis_tables(h, H)
+    kernels.refine_cells(frame.reshape(H, W * 3), ca, cb, state, xs, ys, xt, xw, yt, yw,
+                         np.float32(lo), np.float32(scale), blend, out.reshape(H, W * 3),
+                         alpha, np.zeros((4, max(w, W)), np.float32), prev, hold)
+    return xs, ys
+
+
 @pytest.mark.parametrize("ro", [False, True])
 @pytest.mark.parametrize("size", [(23, 31, 6, 8), (40, 64, 10, 16), (7, 9, 7, 9)])
-def test_refine_spans_matches_dense_reference(ro, size):
+def test_refine_cells_edge_cells_match_dense_reference(ro, size):
     H, W, h, w = size
     frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     bg = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     ca = (rng.random((h, w), dtype=np.float32) - 0.5) * 2
     cb = rng.random((h, w), dtype=np.float32)
-    xs, xt, xw = axis_tables(w, W)
-    ys, yt, yw = axis_tables(h, H)
-    spans = np.array([[cy, 0, w] for cy in range(h)], np.int32)   # every cell
+    state = np.full((h, w), 2, np.uint8)                      # every cell computed
     alpha = np.zeros((H, W), np.uint8)
     out = bg.copy()
-    scratch = np.zeros((4, max(w, W)), np.float32)
     f, a, b = (readonly(x) if ro else x for x in (frame, ca, cb))
-    kernels.refine_spans(f, a, b, spans, xs, ys, xt, xw, yt, yw, np.float32(0.1),
-                         np.float32(1.25), True, out, alpha, scratch, NO_PREV, 0)
+    run_cells(f, a, b, readonly(state) if ro else state, 0.1, 1.25, out, alpha)
     want = ref_guided(frame, ca, cb, 0.1, 1.25)
     assert np.abs(alpha.astype(int) - want).max() <= 1      # float32 vs float64
     np.testing.assert_array_equal(out, ref_blend(frame, alpha, bg))
     assert (alpha == 0).any() and (alpha == 255).any() and ((alpha > 0) & (alpha < 255)).any()
 
 
-def test_refine_spans_touches_only_its_spans():
-    frame = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    ca = rng.random((4, 6), dtype=np.float32)
-    cb = rng.random((4, 6), dtype=np.float32)
-    xs, xt, xw = axis_tables(6, 30)
-    ys, yt, yw = axis_tables(4, 20)
-    alpha = np.full((20, 30), 7, np.uint8)
-    out = np.full((20, 30, 3), 9, np.uint8)
-    spans = np.array([[1, 2, 4]], np.int32)          # cell row 1, cell columns 2..3
-    kernels.refine_spans(frame, ca, cb, spans, xs, ys, xt, xw, yt, yw, np.float32(0),
-                         np.float32(1), False, out, alpha, np.zeros((4, 30), np.float32),
-                         NO_PREV, 0)
-    inside = np.zeros((20, 30), bool)
-    inside[ys[1]:ys[2], xs[2]:xs[4]] = True
-    assert (alpha[~inside] == 7).all() and (out == 9).all()
+def test_refine_cells_fills_constant_cells_and_computes_only_edges():
+    H, W, h, w = 20, 30, 4, 6
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    ca = rng.random((h, w), dtype=np.float32)
+    cb = rng.random((h, w), dtype=np.float32)
+    state = rng.integers(0, 3, (h, w)).astype(np.uint8)
+    state[1, 2:4] = 2
+    alpha = np.full((H, W), 7, np.uint8)
+    bg = np.full((H, W, 3), 9, np.uint8)
+    out = bg.copy()
+    xs, ys = run_cells(frame, ca, cb, state, 0.0, 1.0, out, alpha)
+    cell = np.repeat(np.repeat(state, np.diff(ys), axis=0), np.diff(xs), axis=1)
     want = ref_guided(frame, ca, cb, 0.0, 1.0)
-    assert np.abs(alpha[inside].astype(int) - want[inside]).max() <= 1
+    assert (alpha[cell == 0] == 0).all() and (alpha[cell == 1] == 255).all()
+    assert np.abs(alpha[cell == 2].astype(int) - want[cell == 2]).max() <= 1
+    assert (out[cell == 0] == 9).all()                          # the background stays
+    np.testing.assert_array_equal(out[cell == 1], frame[cell == 1])
+    np.testing.assert_array_equal(out[cell == 2], ref_blend(frame, alpha, bg)[cell == 2])
 
 
-def test_refine_spans_holds_small_changes_and_passes_large_ones():
+def test_refine_cells_without_blend_leaves_out_alone():
+    frame = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    ca, cb = rng.random((3, 4), dtype=np.float32), rng.random((3, 4), dtype=np.float32)
+    state = np.array([[0, 1, 2, 2]] * 3, np.uint8)
+    out = np.full_like(frame, 9)
+    alpha = np.zeros((12, 16), np.uint8)
+    run_cells(frame, ca, cb, state, 0.0, 1.0, out, alpha, blend=False)
+    assert (out == 9).all() and (alpha[:, 4:8] == 255).all()
+
+
+def test_refine_cells_holds_small_changes_and_passes_large_ones():
     H, W, h, w = 12, 16, 3, 4
     frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     ca = np.zeros((h, w), np.float32)
     cb = np.full((h, w), 0.5, np.float32)                  # alpha 128 everywhere
-    xs, xt, xw = axis_tables(w, W)
-    ys, yt, yw = axis_tables(h, H)
-    spans = np.array([[cy, 0, w] for cy in range(h)], np.int32)
     prev = np.full((H, W), 125, np.uint8)
     prev[0, :4] = [100, 131, 128, 200]
     alpha = np.zeros((H, W), np.uint8)
-    kernels.refine_spans(readonly(frame), ca, cb, spans, xs, ys, xt, xw, yt, yw,
-                         np.float32(0), np.float32(1), False, frame.copy(), alpha,
-                         np.zeros((4, W), np.float32), readonly(prev), 3)
+    run_cells(readonly(frame), ca, cb, np.full((h, w), 2, np.uint8), 0.0, 1.0, frame.copy(),
+              alpha, readonly(prev), 3, blend=False)
     ref = np.where(np.abs(128 - prev.astype(int)) <= 3, prev, 128)
     np.testing.assert_array_equal(alpha, ref)
     assert alpha[0, :4].tolist() == [128, 131, 128, 128] and alpha[1, 0] == 125
@@ -148,5 +162,5 @@ def test_refine_spans_holds_small_changes_and_passes_large_ones():
 
 def test_warm_up_compiles_everything():
     assert kernels.warm_up() >= 0
-    for k in (kernels.smooth_masks, kernels.refine_spans):
+    for k in (kernels.smooth_masks, kernels.refine_cells):
         assert k.signatures, f"{k.__name__} was not compiled"

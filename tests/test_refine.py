@@ -92,13 +92,6 @@ def test_guided_refiner_apply_equals_dense_computation_everywhere():
     assert np.abs(out - (frame * m + bg * (1 - m))).max() <= 1
 
 
-def test_edge_spans_are_runs_per_row():
-    from backdrop.refine import edge_spans
-
-    grid = np.array([[0, 1, 1, 0, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)
-    assert edge_spans(grid).tolist() == [[0, 1, 3], [0, 4, 5], [2, 0, 5]]
-
-
 def test_refiner_hold_state_is_its_own_copy_and_resets():
     """The previous matte is owned: a caller scribbling on `alpha` must not move it."""
     rng = np.random.default_rng(5)

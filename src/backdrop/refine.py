@@ -28,16 +28,6 @@ def check_frame(name: str, frame: np.ndarray) -> None:
         raise ValueError(f"{name}: expected a C-contiguous frame (use np.ascontiguousarray)")
 
 
-def edge_spans(edge: np.ndarray) -> np.ndarray:
-    """Runs of True per row of a boolean grid: int32 (n, 3) of (row, first, end)."""
-    padded = np.zeros((edge.shape[0], edge.shape[1] + 2), np.int8)
-    padded[:, 1:-1] = edge
-    d = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(d == 1)
-    _, ends = np.nonzero(d == -1)
-    return np.stack([rows, starts, ends], axis=1).astype(np.int32)
-
-
 class MaskSmoother:
     """Temporal smoothing that trusts the new mask where it is confident and history where
     it is not. Keeps its own copy of the state: the segmenter's output buffer is reused by
@@ -65,14 +55,14 @@ class MaskSmoother:
 
 
 class GuidedRefiner:
-    _no_prev = np.zeros((0, 0), np.uint8)
-
     """Fast guided filter: coefficients from a grey guide at low resolution, applied to the
     full-resolution frame in the same pass that blends it over the background.
 
     radius and eps are in guide pixels and grey-level variance (0..1 scale). lo/hi stretch
     the filtered mask so the inside is solid and the background clear.
     """
+
+    _no_prev = np.zeros((0, 0), np.uint8)
 
     def __init__(self, *, radius: int = 4, eps: float = 1e-3, lo: float = 0.1, hi: float = 0.9,
                  hold: int = 0):
@@ -122,8 +112,8 @@ class GuidedRefiner:
         """Write the full-resolution matte (uint8, 255 = person) into `alpha`. If `out` is
         given it must hold the background; the frame is blended over it in place.
 
-        Cells where the matte is constant are filled with cv2 (nearest upsampling of the
-        plan, masked copy); only cells on the person's edge run the per-pixel kernel.
+        One kernel pass: cells the plan proves constant are filled (and copied from the
+        frame where they are person); only cells on the person's edge compute per pixel.
         """
         check_frame("frame", frame)
         H, W = frame.shape[:2]
@@ -138,19 +128,17 @@ class GuidedRefiner:
                 raise ValueError(f"out must have the frame's shape {frame.shape}")
         state = self.plan(coef_a, coef_b)
         h, w = state.shape
-        cv2.resize(np.where(state == 1, 255, 0).astype(np.uint8), (W, H), dst=alpha,
-                   interpolation=cv2.INTER_NEAREST_EXACT)
-        if out is not None:
-            cv2.copyTo(frame, alpha, out)
         xs, xtap, xw = self._axis(w, W)
         ys, ytap, yw = self._axis(h, H)
         if self._scratch.shape[1] < max(w, W):
             self._scratch = np.zeros((4, max(w, W)), np.float32)
         prev = self._prev if self._prev is not None and self._prev.shape == (H, W) else None
-        kernels.refine_spans(frame, coef_a, coef_b, edge_spans(state == 2), xs, ys, xtap, xw,
-                             ytap, yw, self.lo, self.scale, out is not None,
-                             out if out is not None else frame, alpha, self._scratch,
-                             prev if prev is not None else self._no_prev, self.hold)
+        rows = frame.reshape(H, W * 3)
+        kernels.refine_cells(rows, coef_a, coef_b, state, xs, ys, xtap, xw, ytap, yw,
+                             self.lo, self.scale, out is not None,
+                             out.reshape(H, W * 3) if out is not None else rows, alpha,
+                             self._scratch, prev if prev is not None else self._no_prev,
+                             self.hold)
         if self.hold:
             # our own copy: the caller may keep or change `alpha`
             if prev is None:
