@@ -162,5 +162,27 @@ def test_refine_cells_holds_small_changes_and_passes_large_ones():
 
 def test_warm_up_compiles_everything():
     assert kernels.warm_up() >= 0
-    for k in (kernels.smooth_masks, kernels.refine_cells):
+    for k in (kernels.smooth_masks, kernels.refine_cells, kernels.weigh_background,
+              kernels.unweigh_background):
         assert k.signatures, f"{k.__name__} was not compiled"
+
+
+@pytest.mark.parametrize("ro", [False, True])
+def test_weigh_and_unweigh_background_match_reference(ro):
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    person = rng.random((5, 7), dtype=np.float32)
+    person[0, :2] = [0.0, 1.0]
+    weights = np.empty((5, 7, 4), np.float32)
+    kernels.weigh_background(readonly(rgb) if ro else rgb, readonly(person) if ro else person,
+                             np.float32(1e-3), weights)
+    k = np.maximum((1.0 - person) ** 2, 1e-3)
+    np.testing.assert_allclose(weights[..., 3], k, rtol=1e-5)
+    np.testing.assert_allclose(weights[..., :3], rgb * k[..., None], rtol=1e-5)
+    assert weights[0, 0, 3] == 1.0 and weights[0, 1, 3] == pytest.approx(1e-3)
+    out = np.empty_like(rgb)
+    kernels.unweigh_background(readonly(weights) if ro else weights, out)
+    np.testing.assert_array_equal(out, rgb)                     # weight cancels exactly
+    mixed = weights.copy()
+    mixed[..., :3] *= 3.0                                       # -> 3x the colour, clipped
+    kernels.unweigh_background(mixed, out)
+    np.testing.assert_array_equal(out, np.clip(np.round(rgb * 3.0), 0, 255).astype(np.uint8))

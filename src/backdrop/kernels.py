@@ -134,12 +134,50 @@ def _edge_row(frame, coef_a, coef_b, y, cx, ce, xs, x0, fx, y0, fy, lo, scale, b
                 o[3 * i + c] = np.uint8((v + (v >> np.uint16(8))) >> np.uint16(8))
 
 
+@njit(cache=True, nogil=True, fastmath=True)
+def weigh_background(rgb, person, floor, out):
+    """Weights for a blur that leaves the person out (normalised convolution).
+
+    rgb: uint8 (h, w, 3); person: float32 (h, w) in [0, 1]. Writes float32 (h, w, 4):
+    (r*k, g*k, b*k, k) with k = max((1 - person)^2, floor). After a blur, colour = the
+    first three over the fourth: the background nearby, with the person's colours
+    weighted down to `floor`, so where only the person is near it is the plain blur.
+    """
+    h, w = person.shape
+    for y in range(h):
+        p, c, o = person[y], rgb[y], out[y]
+        for x in range(w):
+            k = np.float32(1.0) - p[x]
+            k = max(k * k, floor)
+            o[x, 0] = np.float32(c[x, 0]) * k
+            o[x, 1] = np.float32(c[x, 1]) * k
+            o[x, 2] = np.float32(c[x, 2]) * k
+            o[x, 3] = k
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def unweigh_background(blurred, out):
+    """float32 (h, w, 4) from a blurred weigh_background -> uint8 (h, w, 3), rounded."""
+    h, w = out.shape[:2]
+    for y in range(h):
+        b, o = blurred[y], out[y]
+        for x in range(w):
+            inv = np.float32(1.0) / max(b[x, 3], np.float32(1e-12))
+            for c in range(3):
+                v = b[x, c] * inv + np.float32(0.5)
+                o[x, c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+
+
 def warm_up() -> float:
     """Compile (or load from cache) every kernel on tiny inputs; returns seconds spent.
     Call before opening devices so the first frame is not late."""
     t = time.perf_counter()
     m = np.zeros((4, 4), np.float32)
     smooth_masks(m, m, np.float32(0.5), m.copy())
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    weights = np.zeros((2, 2, 4), np.float32)
+    weigh_background(rgb, m[:2, :2].copy(), np.float32(1e-3), weights)
+    unweigh_background(weights, rgb)
     frame = np.zeros((8, 24), np.uint8)
     grey = np.zeros((8, 8), np.uint8)
     coef = np.zeros((1, 1), np.float32)

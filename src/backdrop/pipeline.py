@@ -15,6 +15,7 @@ from . import kernels
 from .background import Background, create_background
 from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
+from .resize import shrink
 from .segment import Segmenter, create_segmenter
 from .tracking import CropTracker
 
@@ -110,7 +111,7 @@ class Pipeline:
         h, w = frame.shape[:2]
         t0 = time.perf_counter()
         gsize = self._guide_size(w, h)
-        guide = cv2.resize(frame, gsize, interpolation=cv2.INTER_AREA)
+        guide = shrink(frame, gsize)
         if (w, h) != self._size:         # a box from another frame size means nothing here
             self.tracker.reset()
             self._size = (w, h)
