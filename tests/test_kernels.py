@@ -163,6 +163,7 @@ def test_refine_cells_holds_small_changes_and_passes_large_ones():
 def test_warm_up_compiles_everything():
     assert kernels.warm_up() >= 0
     for k in (kernels.smooth_masks, kernels.refine_cells, kernels.weigh_background,
+              kernels.guided_moments, kernels.guided_coefficients, kernels.box_mean,
               kernels.unweigh_background):
         assert k.signatures, f"{k.__name__} was not compiled"
 
@@ -186,3 +187,34 @@ def test_weigh_and_unweigh_background_match_reference(ro):
     mixed[..., :3] *= 3.0                                       # -> 3x the colour, clipped
     kernels.unweigh_background(mixed, out)
     np.testing.assert_array_equal(out, np.clip(np.round(rgb * 3.0), 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("ro", [False, True])
+def test_guided_moments_and_coefficients_match_reference(ro):
+    grey = rng.random((6, 9), dtype=np.float32)
+    mask = rng.random((6, 9), dtype=np.float32)
+    moments = np.empty((4, 6, 9), np.float32)
+    kernels.guided_moments(readonly(grey) if ro else grey, readonly(mask) if ro else mask,
+                           moments)
+    np.testing.assert_allclose(moments, np.stack([grey, mask, grey * mask, grey * grey]),
+                               rtol=1e-6)
+    means = rng.random((4, 6, 9), dtype=np.float32)
+    ab = np.empty((2, 6, 9), np.float32)
+    kernels.guided_coefficients(readonly(means) if ro else means, np.float32(1e-2), ab)
+    mi, mp, mip, mii = means.astype(np.float64)
+    a = (mip - mi * mp) / (mii - mi * mi + 1e-2)
+    np.testing.assert_allclose(ab[0], a, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ab[1], mp - a * mi, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("ro", [False, True])
+@pytest.mark.parametrize("shape,r", [((12, 17), 2), ((5, 4), 3), ((30, 40), 1), ((9, 9), 4)])
+def test_box_mean_matches_cv2_reflect(ro, shape, r):
+    import cv2
+
+    src = rng.random(shape, dtype=np.float32)
+    out = np.empty_like(src)
+    kernels.box_mean(readonly(src) if ro else src, r, out, np.empty(shape[1] + 2 * r, np.float32))
+    want = cv2.boxFilter(src.astype(np.float64), -1, (2 * r + 1, 2 * r + 1),
+                         borderType=cv2.BORDER_REFLECT)
+    np.testing.assert_allclose(out, want, atol=1e-5)

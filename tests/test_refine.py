@@ -108,3 +108,21 @@ def test_refiner_hold_state_is_its_own_copy_and_resets():
     r.reset()
     r.apply(frame, a, b + np.float32(2 / 255), alpha)   # no history: the new value
     assert (alpha == first + 2).all()
+
+
+def test_guided_refiner_coefficients_equal_the_textbook_filter():
+    """He & Sun's guided filter with box means, image by image, as the reference."""
+    import cv2
+
+    rng = np.random.default_rng(11)
+    grey = rng.random((30, 40), dtype=np.float32)
+    mask = (rng.random((30, 40)) > 0.5).astype(np.float32)
+    r = GuidedRefiner(radius=2, eps=1e-2)
+    box = lambda img: cv2.boxFilter(img.astype(np.float64), -1, (5, 5),
+                                    borderType=cv2.BORDER_REFLECT)
+    mi, mp = box(grey), box(mask)
+    a = (box(grey * mask) - mi * mp) / (box(grey * grey) - mi * mi + 1e-2)
+    b = mp - a * mi
+    got_a, got_b = r.coefficients(grey, mask)
+    np.testing.assert_allclose(got_a, box(a), atol=2e-4)
+    np.testing.assert_allclose(got_b, box(b), atol=2e-4)

@@ -76,6 +76,9 @@ class GuidedRefiner:
         self._kernel3 = np.ones((3, 3), np.uint8)
         self._tables: dict = {}
         self._scratch = np.zeros((4, 1), np.float32)
+        self.radius = int(radius)
+        self._moments = self._means = np.zeros((0, 0, 0), np.float32)
+        self._acc = np.zeros(0, np.float32)
         self.hold = int(hold)                # levels of 255; 0 = no temporal hold
         self._prev: Optional[np.ndarray] = None
 
@@ -87,14 +90,26 @@ class GuidedRefiner:
         """guide_grey, mask: float32 (h, w), same shape. Returns mean_a, mean_b at (h, w)."""
         check_mask("guide_grey", guide_grey)
         check_mask("mask", mask, guide_grey.shape)
-        box = lambda img: cv2.boxFilter(img, cv2.CV_32F, self.ksize, borderType=cv2.BORDER_REFLECT)
-        mean_i = box(guide_grey)
-        mean_p = box(mask)
-        cov_ip = box(guide_grey * mask) - mean_i * mean_p
-        var_i = box(guide_grey * guide_grey) - mean_i * mean_i
-        a = cov_ip / (var_i + self.eps)
-        b = mean_p - a * mean_i
-        return box(a), box(b)
+        h, w = mask.shape
+        if self._moments.shape[1:] != (h, w):
+            self._moments = np.empty((4, h, w), np.float32)
+            self._means = np.empty((4, h, w), np.float32)
+            self._acc = np.empty(w + 2 * self.radius, np.float32)
+        kernels.guided_moments(guide_grey, mask, self._moments)
+        for plane, mean in zip(self._moments, self._means):
+            self._box(plane, mean)
+        ab = np.empty((2, h, w), np.float32)     # returned: the caller's to keep
+        kernels.guided_coefficients(self._means, self.eps, ab)
+        coef = np.empty_like(ab)
+        self._box(ab[0], coef[0])
+        self._box(ab[1], coef[1])
+        return coef[0], coef[1]
+
+    def _box(self, src: np.ndarray, out: np.ndarray) -> None:
+        if self.radius < min(src.shape):
+            kernels.box_mean(src, self.radius, out, self._acc)
+        else:                                  # a guide smaller than the window
+            cv2.boxFilter(src, -1, self.ksize, dst=out, borderType=cv2.BORDER_REFLECT)
 
     def plan(self, coef_a: np.ndarray, coef_b: np.ndarray) -> np.ndarray:
         """Per guide cell: 0 if the matte is 0 throughout, 1 if 255 throughout, 2 if it
