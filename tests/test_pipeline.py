@@ -132,3 +132,14 @@ def test_portrait_frames_use_the_square_model_when_the_model_is_auto(astronaut):
     with make("transparent", "balanced", model="landscape") as p:
         p.matte(portrait)
         assert p._portrait is None                                # an explicit choice holds
+
+
+def test_person_map_has_no_subnormal_floats(astronaut):
+    """The model's far background comes out as ~1e-41; left in, every later multiply on it
+    takes the CPU's slow path. They are flushed to 0 where the model's output is taken."""
+    with make("blur") as p:
+        tiny = np.finfo(np.float32).tiny
+        t = {}
+        _, person = p._person(astronaut, t)
+        assert not ((person != 0) & (np.abs(person) < tiny)).any()
+        assert (person == 0).any() and person.max() > 0.9
