@@ -143,3 +143,31 @@ def test_person_map_has_no_subnormal_floats(astronaut):
         _, person = p._person(astronaut, t)
         assert not ((person != 0) & (np.abs(person) < tiny)).any()
         assert (person == 0).any() and person.max() > 0.9
+
+
+def test_live_presets_skip_the_model_while_the_scene_stands_still(astronaut):
+    from dataclasses import replace
+
+    from backdrop.pipeline import PRESETS, SETTLE
+
+    rng = np.random.default_rng(2)
+    noise = [rng.normal(0, 2, astronaut.shape) for _ in range(6)]
+    frames = [np.clip(astronaut + n, 0, 255).astype(np.uint8) for n in noise]
+    frames.append(np.ascontiguousarray(np.roll(astronaut, 12, axis=1)))
+    cfg = PipelineConfig.preset("balanced", background=parse_background("blur"))
+    every = Pipeline(cfg, preset=replace(PRESETS["balanced"], still_levels=0))
+    with make("blur", "balanced") as p, every:
+        gated = [p.process(frames[0]).alpha.copy()]
+        runs = p.model_runs                            # 2: whole frame, then the crop
+        gated += [p.process(f).alpha.copy() for f in frames[1:6]]
+        assert p.model_runs == runs + SETTLE           # then sensor noise alone: no run
+        ungated = [every.process(f).alpha.copy() for f in frames[:6]]
+        assert every.model_runs == runs + 5
+        assert np.mean(np.abs(gated[-1].astype(int) - ungated[-1])) < 0.5
+        shifted = p.process(frames[6]).alpha
+        assert p.model_runs == runs + SETTLE + 1       # she moved: the model runs at once
+        assert np.mean(np.abs(shifted.astype(int) - every.process(frames[6]).alpha)) < 0.5
+    with make("blur", "best") as p:                    # stills and files: every frame
+        for f in frames[:3]:
+            p.process(f)
+        assert p.model_runs >= 3

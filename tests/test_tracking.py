@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from backdrop.tracking import CropTracker, fit_box
+from backdrop.tracking import ChangeGate, CropTracker, fit_box
 
 
 def blob(x0, y0, x1, y1, shape=(90, 160)):
@@ -50,3 +50,38 @@ def test_tracker_grows_when_the_person_nears_the_edge_and_shrinks_when_far_small
     assert x0 <= 300 and x1 >= 1300 and (x1 - x0) > small[2] - small[0]
     t.update(blob(75, 45, 85, 55), 1600, 900)         # went far away: a tighter box again
     assert (t.box[2] - t.box[0]) < (x1 - x0)
+
+
+def scene(shift=0.0, noise=0.0, seed=0):
+    """A 180x320 guide with a soft-edged dark figure on a light wall, moved by `shift` px;
+    noise 1 in a guide pixel is camera noise of ~4 levels at 720p (4x4 pixels averaged)."""
+    x = np.arange(320, dtype=np.float32)[None, :, None]
+    img = 200 - 150 / (1 + np.exp(np.clip(-(x - 150 - shift) / 1.5, -50, 50)))
+    img = np.broadcast_to(img, (180, 320, 3)).copy()
+    img += np.random.default_rng(seed).normal(0, noise, img.shape)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_change_gate_ignores_noise_and_catches_motion_and_drift():
+    gate = ChangeGate()
+    assert gate.moved(scene())                          # nothing seen yet
+    gate.model_ran(scene(noise=1, seed=1))
+    assert not any(gate.moved(scene(noise=1, seed=s)) for s in range(2, 12))
+    assert gate.moved(scene(shift=1.0, noise=1))       # an edge moved one guide pixel
+    assert not gate.moved(scene(shift=0.05, noise=1))  # a twentieth of one: nothing to redo
+    assert gate.moved(scene(shift=0.5, noise=1))       # ...but drift adds up against
+    gate.model_ran(scene(shift=0.5))                   # what the model last saw
+    assert not gate.moved(scene(shift=0.5, noise=1))
+    brighter = np.clip(scene(shift=0.5, noise=1).astype(np.float32) * 1.04, 0, 255)
+    assert not gate.moved(brighter.astype(np.uint8))   # exposure breathing is not motion
+    assert gate.moved(scene()[:90])                    # another size: always run
+    gate.reset()
+    assert gate.moved(scene(shift=0.5))
+
+
+def test_change_gate_keeps_its_own_copy():
+    gate = ChangeGate()
+    img = scene()
+    gate.model_ran(img)
+    img[:] = 0                                         # the caller reuses its buffer
+    assert not gate.moved(scene())

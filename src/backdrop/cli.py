@@ -83,11 +83,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     config: Config = load(args.config, overrides)
     from .pipeline import Pipeline
     from .runner import run_live
-    from .segment import silence_native_logs
+    from .segment import setup_native_libraries
     from .sinks import open_sink
     from .sources import open_source
 
-    silence_native_logs()
+    setup_native_libraries()
     stats = run_live(
         config,
         make_source=lambda: open_source(config.source),

@@ -269,9 +269,9 @@ def init_worker(settings: ImageSettings) -> None:
     global _worker, _worker_error
     # Ctrl-C reaches the whole process group; the parent decides, workers finish their image.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .segment import silence_native_logs
+    from .segment import setup_native_libraries
 
-    silence_native_logs()
+    setup_native_libraries()
     quiet_warnings()
     import cv2
 

@@ -135,9 +135,9 @@ def _bar(total: Optional[int], unit: str):
 
 def _quiet_engine() -> None:
     from .imagejob import quiet_warnings
-    from .segment import silence_native_logs
+    from .segment import setup_native_libraries
 
-    silence_native_logs()
+    setup_native_libraries()
     quiet_warnings()
 
 

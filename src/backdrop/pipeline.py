@@ -17,7 +17,7 @@ from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
 from .resize import shrink
 from .segment import Segmenter, create_segmenter
-from .tracking import CropTracker
+from .tracking import ChangeGate, CropTracker
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,21 @@ class Preset:
     flip: bool = False      # average with a pass on the mirrored crop
     hold: int = 6           # keep a pixel's matte when it moved by <= this many levels
     second_model: str = ""  # average with this model too (time to spare: stills, files)
+    still_levels: int = 0   # live: reuse the last mask while no tile of the scene changed
+                            # by more than this (mean levels); 0 = run the model every frame
 
 
 PRESETS: Dict[str, Preset] = {
-    "fast": Preset(model="landscape", guide_width=240, radius=2, eps=2e-3, smoothing=0.6),
-    "balanced": Preset(model="landscape", guide_width=320, radius=2, eps=1e-3, smoothing=0.7),
+    "fast": Preset(model="landscape", guide_width=240, radius=2, eps=2e-3, smoothing=0.6,
+                   still_levels=2),
+    "balanced": Preset(model="landscape", guide_width=320, radius=2, eps=1e-3, smoothing=0.7,
+                       still_levels=2),
     "best": Preset(model="general", guide_width=480, radius=3, eps=1e-3, smoothing=0.7,
                    flip=True),
 }
+
+
+SETTLE = 3   # model runs on a still scene before its mask is reused
 
 
 @dataclass
@@ -72,6 +79,10 @@ class Pipeline:
         self._size = (0, 0)
         mw, mh = self.segmenter.input_size
         self.tracker = CropTracker(aspect=mw / mh)
+        self.gate = ChangeGate(threshold=self.preset.still_levels)
+        self.model_runs = 0              # frames the model ran on (the rest reused a mask)
+        self._still: Optional[np.ndarray] = None   # the mask reused while nothing moves
+        self._calm = 0                   # frames in a row the scene has not moved
         self.refiner = GuidedRefiner(radius=self.preset.radius, eps=self.preset.eps,
                                      hold=self.preset.hold)
         self.fps = fps
@@ -94,6 +105,9 @@ class Pipeline:
         self.smoother.reset()
         self.tracker.reset()
         self.refiner.reset()
+        self.gate.reset()
+        self._still = None
+        self._calm = 0
 
     # -- processing ----------------------------------------------------------------------
     def _buffer(self, name: str, shape, dtype=np.uint8) -> np.ndarray:
@@ -113,8 +127,17 @@ class Pipeline:
         gsize = self._guide_size(w, h)
         guide = shrink(frame, gsize)
         if (w, h) != self._size:         # a box from another frame size means nothing here
-            self.tracker.reset()
+            self.reset()
             self._size = (w, h)
+        gated = smooth and self.preset.still_levels > 0
+        if gated:
+            # After the scene stops, the model runs SETTLE more frames so the smoothing
+            # (which leans on history where unsure) settles before the mask is reused.
+            self._calm = self._calm + 1 if not self.gate.moved(guide) else 0
+            if self._calm > SETTLE:
+                t["segment"] = (time.perf_counter() - t0) * 1e3
+                t["smooth"] = 0.0
+                return guide, self._still
         crop = self.preset.crop
         person = self._segment(frame, gsize, self.tracker.box if crop else None)
         if crop and self.preset.two_pass and self.tracker.box is None:
@@ -125,6 +148,9 @@ class Pipeline:
         smoothed = self.smoother.update(person) if smooth else person
         if crop:
             self.tracker.update(smoothed, w, h)
+        if gated:
+            self.gate.model_ran(guide)
+            self._still = smoothed       # the smoother's own state: unchanged until it runs
         t2 = time.perf_counter()
         t["segment"] = (t1 - t0) * 1e3
         t["smooth"] = (t2 - t1) * 1e3
@@ -137,6 +163,7 @@ class Pipeline:
         # INTER_LINEAR, as MediaPipe resizes itself: the model was trained on such input;
         # an area-averaged (softer) input cost ~10 IoU points on real video.
         raw = self._run_model(self._segmenter_for(w, h), frame[y0:y1, x0:x1])
+        self.model_runs += 1
         if self.second is not None:
             extra = self._run_model(self.second, frame[y0:y1, x0:x1])
             raw += cv2.resize(extra, raw.shape[::-1], interpolation=cv2.INTER_LINEAR)

@@ -1,4 +1,5 @@
-"""Where to point the model: a crop around the person found in the previous frame.
+"""Where and when to run the model: a crop around the person found in the previous frame,
+and not at all while the scene stands still.
 
 The selfie models see the whole frame at 256x144 or 256x256; a person who fills a third
 of it gets a third of the model's pixels. Cropping around them gives the model more pixels
@@ -81,3 +82,42 @@ class CropTracker:
         inside = ((px0 - pad_x >= bx0 or bx0 == 0) and (px1 + pad_x <= bx1 or bx1 >= width)
                   and (py0 - pad_y >= by0 or by0 == 0) and (py1 + pad_y <= by1 or by1 >= height))
         return inside and (px1 - px0) * (py1 - py0) >= 0.2 * (bx1 - bx0) * (by1 - by0)
+
+
+class ChangeGate:
+    """Says whether the scene moved since the model last ran, from the small guide image.
+
+    The frame is compared with the one the model last saw (not the previous frame, so a
+    slow drift adds up and is caught) as the mean absolute difference over tiles of
+    `tile` x `tile` guide pixels; the scene moved when any tile changed by more than
+    `threshold` levels, after matching overall brightness. Sensor noise averages out over
+    a tile (a guide pixel is already the mean of 4x4 or more camera pixels); an edge
+    moving by a guide pixel changes its tile by several levels.
+    """
+
+    def __init__(self, *, threshold: int = 2, tile: int = 8):
+        self.threshold = int(threshold)
+        self.tile = int(tile)
+        self._seen: Optional[np.ndarray] = None
+
+    def reset(self) -> None:
+        self._seen = None
+
+    def moved(self, guide: np.ndarray) -> bool:
+        if self._seen is None or self._seen.shape != guide.shape:
+            return True
+        h, w = guide.shape[:2]
+        # A camera's exposure breathing changes every pixel a little and the person not at
+        # all: compare against the old frame brought to the new one's brightness.
+        gain = sum(cv2.mean(guide)) / max(sum(cv2.mean(self._seen)), 1.0)
+        diff = cv2.absdiff(guide, cv2.convertScaleAbs(self._seen, alpha=gain))
+        tiles = cv2.resize(diff, (max(1, w // self.tile), max(1, h // self.tile)),
+                           interpolation=cv2.INTER_AREA)
+        return int(tiles.max()) > self.threshold
+
+    def model_ran(self, guide: np.ndarray) -> None:
+        """Remember what the model saw (a copy: the caller's buffer may change)."""
+        if self._seen is None or self._seen.shape != guide.shape:
+            self._seen = guide.copy()
+        else:
+            np.copyto(self._seen, guide)
