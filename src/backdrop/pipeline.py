@@ -17,6 +17,7 @@ from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
 from .segment import Segmenter, create_segmenter
 from .tracking import CropTracker
+from . import tiling
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Preset:
     flip: bool = False      # average with a pass on the mirrored crop
     hold: int = 6           # keep a pixel's matte when it moved by <= this many levels
     second_model: str = ""  # average with this model too (time to spare: stills, files)
+    tiles: int = 0          # also run the model on this many tiles along the person
+    tile_overlap: float = 0.3   # of a tile, between neighbours
+    tile_margin: float = 0.05   # around the person, of their long side
+    tile_ramp: float = 0.25     # a tile's weight fades over this much of it at inner edges
+    tile_band: float = 0.0      # tiles only act this near the outline, of the person's long side
 
 
 PRESETS: Dict[str, Preset] = {
@@ -51,6 +57,13 @@ class Frame:
     image: np.ndarray                 # (H, W, 3) uint8 RGB, composited
     alpha: np.ndarray                 # (H, W) uint8 matte, 255 = person
     timings: Dict[str, float] = field(default_factory=dict)   # ms per stage
+
+
+def _guide_box(box, frame_size, gsize):
+    """A full-resolution box in guide pixels (at least one pixel each way)."""
+    (x0, y0, x1, y1), (w, h), (gw, gh) = box, frame_size, gsize
+    gx0, gy0 = round(x0 * gw / w), round(y0 * gh / h)
+    return gx0, gy0, max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
 
 
 class Pipeline:
@@ -120,6 +133,8 @@ class Pipeline:
             self.tracker.update(person, w, h)
             if self.tracker.box is not None:
                 person = self._segment(frame, gsize, self.tracker.box)
+        if self.preset.tiles:
+            person = self._tiled(frame, gsize, person)
         t1 = time.perf_counter()
         smoothed = self.smoother.update(person) if smooth else person
         if crop:
@@ -142,13 +157,39 @@ class Pipeline:
             raw *= 0.5
         if box is None:
             return cv2.resize(raw, gsize, interpolation=cv2.INTER_LINEAR)
-        gw, gh = gsize
-        gx0, gy0 = round(x0 * gw / w), round(y0 * gh / h)
-        gx1, gy1 = max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
-        person = np.zeros((gh, gw), np.float32)
+        gx0, gy0, gx1, gy1 = _guide_box(box, (w, h), gsize)
+        person = np.zeros(gsize[::-1], np.float32)
         person[gy0:gy1, gx0:gx1] = cv2.resize(raw, (gx1 - gx0, gy1 - gy0),
                                               interpolation=cv2.INTER_LINEAR)
         return person
+
+    def _tiled(self, frame: np.ndarray, gsize, person: np.ndarray) -> np.ndarray:
+        """`person` averaged with model passes on tiles along the person (see tiling.py)."""
+        h, w = frame.shape[:2]
+        extent = tiling.person_extent(person, w, h)
+        if extent is None:
+            return person
+        p = self.preset
+        segmenter = self._segmenter_for(w, h)
+        mw, mh = segmenter.input_size
+        total = person.copy()
+        gate = None
+        if p.tile_band > 0:
+            long_side = max(extent[2] - extent[0], extent[3] - extent[1]) * gsize[1] / h
+            gate = tiling.boundary_gate(person, p.tile_band * long_side)
+        weight = np.ones(person.shape, np.float32)    # the whole pass counts as one tile
+        for box in tiling.tile_boxes(extent, tiles=p.tiles, overlap=p.tile_overlap,
+                                     margin=p.tile_margin, aspect=mw / mh, width=w, height=h):
+            x0, y0, x1, y1 = box
+            gx0, gy0, gx1, gy1 = gbox = _guide_box(box, (w, h), gsize)
+            raw = self._run_model(segmenter, frame[y0:y1, x0:x1])
+            part = cv2.resize(raw, (gx1 - gx0, gy1 - gy0), interpolation=cv2.INTER_LINEAR)
+            fade = tiling.feather(box, gbox, (w, h), p.tile_ramp)
+            if gate is not None:
+                fade *= gate[gy0:gy1, gx0:gx1]
+            total[gy0:gy1, gx0:gx1] += part * fade
+            weight[gy0:gy1, gx0:gx1] += fade
+        return total / weight
 
     def _segmenter_for(self, w: int, h: int) -> Segmenter:
         chosen = self.segmenter
