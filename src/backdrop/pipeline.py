@@ -15,7 +15,7 @@ from . import kernels
 from .background import Background, create_background
 from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
-from .segment import Segmenter, create_segmenter
+from .segment import PoseMasker, Segmenter, create_segmenter
 from .tracking import CropTracker
 from . import tiling
 
@@ -32,6 +32,7 @@ class Preset:
     crop: bool = True       # run the model on a crop around the person
     two_pass: bool = True   # with no person box yet, find one first in the same frame
     flip: bool = False      # average with a pass on the mirrored crop
+    pose: float = 0.0       # weight of the pose model's mask around the person it finds
     hold: int = 6           # keep a pixel's matte when it moved by <= this many levels
     second_model: str = ""  # average with this model too (time to spare: stills, files)
     tiles: int = 0          # also run the model on this many tiles along the person
@@ -81,6 +82,7 @@ class Pipeline:
         # standing person into the 16:9 landscape input cost 0.016 BF on the photos.
         self._auto_model = segmenter is None and self.config.model == "auto" and model != "general"
         self._portrait: Optional[Segmenter] = None
+        self._pose: Optional[PoseMasker] = None
         self._size = (0, 0)
         mw, mh = self.segmenter.input_size
         self.tracker = CropTracker(aspect=mw / mh)
@@ -135,6 +137,8 @@ class Pipeline:
                 person = self._segment(frame, gsize, self.tracker.box)
         if self.preset.tiles:
             person = self._tiled(frame, gsize, person)
+        if self.preset.pose:
+            person = self._with_pose(frame, gsize, person)
         t1 = time.perf_counter()
         smoothed = self.smoother.update(person) if smooth else person
         if crop:
@@ -190,6 +194,27 @@ class Pipeline:
             total[gy0:gy1, gx0:gx1] += part * fade
             weight[gy0:gy1, gx0:gx1] += fade
         return total / weight
+
+    def _with_pose(self, frame: np.ndarray, gsize, person: np.ndarray) -> np.ndarray:
+        """`person` averaged with the pose model's mask, inside a box around the one person
+        that model finds (feathered at its edges). Anyone else keeps the selfie mask alone:
+        the pose model sees one person, and must not halve a second one."""
+        if self._pose is None:
+            self._pose = PoseMasker()
+        mask = self._pose.mask(frame)
+        if mask is None:
+            return person
+        h, w = frame.shape[:2]
+        pose = cv2.resize(mask, gsize, interpolation=cv2.INTER_AREA)
+        extent = tiling.person_extent(pose, w, h)
+        if extent is None:
+            return person
+        x0, y0, x1, y1 = tiling.grow(extent, 0.1, w, h)
+        box = (int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1)))
+        gx0, gy0, gx1, gy1 = gbox = _guide_box(box, (w, h), gsize)
+        weight = np.zeros(person.shape, np.float32)
+        weight[gy0:gy1, gx0:gx1] = tiling.feather(box, gbox, (w, h), 0.1) * self.preset.pose
+        return person + (pose - person) * weight
 
     def _segmenter_for(self, w: int, h: int) -> Segmenter:
         chosen = self.segmenter
@@ -308,10 +333,10 @@ class Pipeline:
         if self.background is not None:
             self.background.close()
             self.background = None
-        for seg in (self.segmenter, self.second, self._portrait):
+        for seg in (self.segmenter, self.second, self._portrait, self._pose):
             if seg is not None:
                 seg.close()
-        self.segmenter = self.second = self._portrait = None
+        self.segmenter = self.second = self._portrait = self._pose = None
 
     def __enter__(self) -> "Pipeline":
         return self
