@@ -45,10 +45,10 @@ class Preset:
 PRESETS: Dict[str, Preset] = {
     "fast": Preset(model="landscape", guide_width=240, radius=2, eps=2e-3, smoothing=0.6),
     "balanced": Preset(model="landscape", guide_width=320, radius=2, eps=1e-3, smoothing=0.7),
-    # best is for stills and files: it spends ~3x balanced's model time per frame on
-    # tiles along a standing person (see tiling.py)
+    # best is for stills and files: it spends ~4x balanced's model time per frame on
+    # tiles along a standing person and on the pose model (see tiling.py, PoseMasker)
     "best": Preset(model="general", guide_width=960, radius=3, eps=1e-3, smoothing=0.7,
-                   flip=True, tiles=2, tile_band=0.03),
+                   flip=True, tiles=2, tile_band=0.03, pose=0.5),
 }
 
 
