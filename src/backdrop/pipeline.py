@@ -16,8 +16,9 @@ from .background import Background, create_background
 from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
 from .resize import shrink
-from .segment import Segmenter, create_segmenter
+from .segment import PoseMasker, Segmenter, create_segmenter
 from .tracking import ChangeGate, CropTracker
+from . import tiling
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,16 @@ class Preset:
     crop: bool = True       # run the model on a crop around the person
     two_pass: bool = True   # with no person box yet, find one first in the same frame
     flip: bool = False      # average with a pass on the mirrored crop
+    pose: float = 0.0       # weight of the pose model's mask around the person it finds
     hold: int = 6           # keep a pixel's matte when it moved by <= this many levels
     second_model: str = ""  # average with this model too (time to spare: stills, files)
     still_levels: int = 0   # live: reuse the last mask while no tile of the scene changed
                             # by more than this (mean levels); 0 = run the model every frame
+    tiles: int = 0          # also run the model on this many tiles along the person
+    tile_overlap: float = 0.3   # of a tile, between neighbours
+    tile_margin: float = 0.05   # around the person, of their long side
+    tile_ramp: float = 0.25     # a tile's weight fades over this much of it at inner edges
+    tile_band: float = 0.0      # tiles only act this near the outline, of the person's long side
 
 
 PRESETS: Dict[str, Preset] = {
@@ -43,8 +50,10 @@ PRESETS: Dict[str, Preset] = {
                    still_levels=2),
     "balanced": Preset(model="landscape", guide_width=320, radius=2, eps=1e-3, smoothing=0.7,
                        still_levels=2),
-    "best": Preset(model="general", guide_width=480, radius=3, eps=1e-3, smoothing=0.7,
-                   flip=True),
+    # best is for stills and files: it spends ~4x balanced's model time per frame on
+    # tiles along a standing person and on the pose model (see tiling.py, PoseMasker)
+    "best": Preset(model="general", guide_width=960, radius=3, eps=1e-3, smoothing=0.7,
+                   flip=True, tiles=2, tile_band=0.03, pose=0.5),
 }
 
 
@@ -59,6 +68,13 @@ class Frame:
     image: np.ndarray                 # (H, W, 3) uint8 RGB, composited
     alpha: np.ndarray                 # (H, W) uint8 matte, 255 = person
     timings: Dict[str, float] = field(default_factory=dict)   # ms per stage
+
+
+def _guide_box(box, frame_size, gsize):
+    """A full-resolution box in guide pixels (at least one pixel each way)."""
+    (x0, y0, x1, y1), (w, h), (gw, gh) = box, frame_size, gsize
+    gx0, gy0 = round(x0 * gw / w), round(y0 * gh / h)
+    return gx0, gy0, max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
 
 
 class Pipeline:
@@ -76,6 +92,7 @@ class Pipeline:
         # standing person into the 16:9 landscape input cost 0.016 BF on the photos.
         self._auto_model = segmenter is None and self.config.model == "auto" and model != "general"
         self._portrait: Optional[Segmenter] = None
+        self._pose: Optional[PoseMasker] = None
         self._size = (0, 0)
         mw, mh = self.segmenter.input_size
         self.tracker = CropTracker(aspect=mw / mh)
@@ -144,6 +161,10 @@ class Pipeline:
             self.tracker.update(person, w, h)
             if self.tracker.box is not None:
                 person = self._segment(frame, gsize, self.tracker.box)
+        if self.preset.tiles:
+            person = self._tiled(frame, gsize, person)
+        if self.preset.pose:
+            person = self._with_pose(frame, gsize, person)
         t1 = time.perf_counter()
         smoothed = self.smoother.update(person) if smooth else person
         if crop:
@@ -170,13 +191,60 @@ class Pipeline:
             raw *= 0.5
         if box is None:
             return cv2.resize(raw, gsize, interpolation=cv2.INTER_LINEAR)
-        gw, gh = gsize
-        gx0, gy0 = round(x0 * gw / w), round(y0 * gh / h)
-        gx1, gy1 = max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
-        person = np.zeros((gh, gw), np.float32)
+        gx0, gy0, gx1, gy1 = _guide_box(box, (w, h), gsize)
+        person = np.zeros(gsize[::-1], np.float32)
         person[gy0:gy1, gx0:gx1] = cv2.resize(raw, (gx1 - gx0, gy1 - gy0),
                                               interpolation=cv2.INTER_LINEAR)
         return person
+
+    def _tiled(self, frame: np.ndarray, gsize, person: np.ndarray) -> np.ndarray:
+        """`person` averaged with model passes on tiles along the person (see tiling.py)."""
+        h, w = frame.shape[:2]
+        extent = tiling.person_extent(person, w, h)
+        if extent is None:
+            return person
+        p = self.preset
+        segmenter = self._segmenter_for(w, h)
+        mw, mh = segmenter.input_size
+        total = person.copy()
+        gate = None
+        if p.tile_band > 0:
+            long_side = max(extent[2] - extent[0], extent[3] - extent[1]) * gsize[1] / h
+            gate = tiling.boundary_gate(person, p.tile_band * long_side)
+        weight = np.ones(person.shape, np.float32)    # the whole pass counts as one tile
+        for box in tiling.tile_boxes(extent, tiles=p.tiles, overlap=p.tile_overlap,
+                                     margin=p.tile_margin, aspect=mw / mh, width=w, height=h):
+            x0, y0, x1, y1 = box
+            gx0, gy0, gx1, gy1 = gbox = _guide_box(box, (w, h), gsize)
+            raw = self._run_model(segmenter, frame[y0:y1, x0:x1])
+            part = cv2.resize(raw, (gx1 - gx0, gy1 - gy0), interpolation=cv2.INTER_LINEAR)
+            fade = tiling.feather(box, gbox, (w, h), p.tile_ramp)
+            if gate is not None:
+                fade *= gate[gy0:gy1, gx0:gx1]
+            total[gy0:gy1, gx0:gx1] += part * fade
+            weight[gy0:gy1, gx0:gx1] += fade
+        return total / weight
+
+    def _with_pose(self, frame: np.ndarray, gsize, person: np.ndarray) -> np.ndarray:
+        """`person` averaged with the pose model's mask, inside a box around the one person
+        that model finds (feathered at its edges). Anyone else keeps the selfie mask alone:
+        the pose model sees one person, and must not halve a second one."""
+        if self._pose is None:
+            self._pose = PoseMasker()
+        mask = self._pose.mask(frame)
+        if mask is None:
+            return person
+        h, w = frame.shape[:2]
+        pose = cv2.resize(mask, gsize, interpolation=cv2.INTER_AREA)
+        extent = tiling.person_extent(pose, w, h)
+        if extent is None:
+            return person
+        x0, y0, x1, y1 = tiling.grow(extent, 0.1, w, h)
+        box = (int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1)))
+        gx0, gy0, gx1, gy1 = gbox = _guide_box(box, (w, h), gsize)
+        weight = np.zeros(person.shape, np.float32)
+        weight[gy0:gy1, gx0:gx1] = tiling.feather(box, gbox, (w, h), 0.1) * self.preset.pose
+        return person + (pose - person) * weight
 
     def _segmenter_for(self, w: int, h: int) -> Segmenter:
         chosen = self.segmenter
@@ -299,10 +367,10 @@ class Pipeline:
         if self.background is not None:
             self.background.close()
             self.background = None
-        for seg in (self.segmenter, self.second, self._portrait):
+        for seg in (self.segmenter, self.second, self._portrait, self._pose):
             if seg is not None:
                 seg.close()
-        self.segmenter = self.second = self._portrait = None
+        self.segmenter = self.second = self._portrait = self._pose = None
 
     def __enter__(self) -> "Pipeline":
         return self

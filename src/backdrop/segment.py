@@ -150,3 +150,44 @@ def setup_native_libraries() -> None:
 
     cv2.setLogLevel(2)  # 2 = errors only (cv2.utils.logging is not exposed in 4.11)
     cv2.setNumThreads(1)
+
+
+class PoseMasker:
+    """The segmentation output of MediaPipe's pose model (pose_landmark_full.tflite, in
+    the wheel), on a whole frame. It finds one person and was trained on whole bodies, so
+    on a standing person it sees dresses, legs and feet the selfie models half miss; its
+    errors differ from theirs, which is what makes averaging the two pay.
+
+    Runs in static-image mode: every frame is found afresh and nothing is kept, so frames
+    of any size mix freely (its tracking mode smooths over time, fails on a change of
+    size, and its reset() costs a model reload, 40 ms here). Only model_complexity=1
+    ships in the wheel: 0 and 2 would be downloaded on first use."""
+
+    def __init__(self):
+        import mediapipe as mp
+
+        with quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                self._pose = mp.solutions.pose.Pose(
+                    static_image_mode=True, model_complexity=1, enable_segmentation=True)
+            except Exception as e:
+                raise ModelError(f"cannot load the pose model: {e}") from e
+
+    def mask(self, frame: np.ndarray) -> "np.ndarray | None":
+        """Person probability, float32 at the frame's size (a new array), or None when the
+        model found nobody."""
+        result = self._pose.process(frame)
+        if result.segmentation_mask is None:
+            return None
+        mask = np.array(result.segmentation_mask, dtype=np.float32)
+        # subnormal values far from the person slow every later multiply (see _run_model)
+        import cv2
+
+        cv2.threshold(mask, 1e-6, 0, cv2.THRESH_TOZERO, dst=mask)
+        return mask
+
+    def close(self) -> None:
+        pose, self._pose = getattr(self, "_pose", None), None
+        if pose is not None:
+            pose.close()
