@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from backdrop.bench import RESOLUTIONS, bench_pipeline, measure, render_scene
-from backdrop.segment import create_segmenter
+from backdrop.segment import create_segmenter, setup_native_libraries
 
 
 class Straightforward:
@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     import tempfile
+
+    setup_native_libraries()   # as backdrop runs: both sides get one OpenCV thread
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
