@@ -7,7 +7,8 @@ import pytest
 
 from backdrop.config import PipelineConfig
 from backdrop.pipeline import PRESETS, Pipeline
-from backdrop.tiling import boundary_gate, feather, grow, person_extent, tile_boxes
+from backdrop.tiling import boundary_gate, feather, grow, tile_boxes
+from backdrop.tracking import person_extent
 from backdrop.tracking import MAX_SQUEEZE
 
 

@@ -17,7 +17,7 @@ from .config import PipelineConfig, parse_background
 from .refine import GuidedRefiner, MaskSmoother, check_frame
 from .resize import shrink
 from .segment import PoseMasker, Segmenter, create_segmenter
-from .tracking import ChangeGate, CropTracker
+from .tracking import ChangeGate, CropTracker, person_extent
 from . import tiling
 
 
@@ -200,7 +200,7 @@ class Pipeline:
     def _tiled(self, frame: np.ndarray, gsize, person: np.ndarray) -> np.ndarray:
         """`person` averaged with model passes on tiles along the person (see tiling.py)."""
         h, w = frame.shape[:2]
-        extent = tiling.person_extent(person, w, h)
+        extent = person_extent(person, w, h)
         if extent is None:
             return person
         p = self.preset
@@ -236,7 +236,7 @@ class Pipeline:
             return person
         h, w = frame.shape[:2]
         pose = cv2.resize(mask, gsize, interpolation=cv2.INTER_AREA)
-        extent = tiling.person_extent(pose, w, h)
+        extent = person_extent(pose, w, h)
         if extent is None:
             return person
         x0, y0, x1, y1 = tiling.grow(extent, 0.1, w, h)

@@ -10,25 +10,12 @@ that fade to nothing at a tile's inner edges so no seam shows where a tile stops
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import cv2
 import numpy as np
 
-from .tracking import Box, fit_box
-
-Extent = Tuple[float, float, float, float]   # x0, y0, x1, y1 in full-resolution pixels
-
-
-def person_extent(person: np.ndarray, width: int, height: int,
-                  threshold: float = 0.5) -> Optional[Extent]:
-    """Bounding box of `person >= threshold` (a map of any size covering the frame), in
-    full-resolution pixels; None when nobody is there."""
-    ys, xs = np.nonzero(person >= threshold)
-    if len(xs) < 4:
-        return None
-    sy, sx = height / person.shape[0], width / person.shape[1]
-    return (xs.min() * sx, ys.min() * sy, (xs.max() + 1) * sx, (ys.max() + 1) * sy)
+from .tracking import Box, Extent, fit_box
 
 
 def grow(extent: Extent, margin: float, width: int, height: int) -> Extent:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 Box = Tuple[int, int, int, int]  # x0, y0, x1, y1 in full-resolution pixels, end exclusive
+Extent = Tuple[float, float, float, float]   # the same, not rounded
 
 
 # The model tolerates a squeezed picture (live use already squeezes 4:3 into 16:9), so
@@ -39,6 +40,18 @@ def fit_box(x0: float, y0: float, x1: float, y1: float, *, aspect: float, width:
     return (int(round(nx0)), int(round(ny0)), int(round(nx0 + bw)), int(round(ny0 + bh)))
 
 
+def person_extent(person: np.ndarray, width: int, height: int,
+                  threshold: float = 0.5) -> Optional[Extent]:
+    """Bounding box of `person >= threshold` (a map of any size covering the frame), in
+    full-resolution pixels; None when nobody is there (fewer than 4 pixels)."""
+    found = (person >= threshold).view(np.uint8)
+    if cv2.countNonZero(found) < 4:
+        return None
+    bx, by, bw, bh = cv2.boundingRect(found)    # 5x faster than np.nonzero
+    sy, sx = height / person.shape[0], width / person.shape[1]
+    return (bx * sx, by * sy, (bx + bw) * sx, (by + bh) * sy)
+
+
 class CropTracker:
     """Keeps the crop box between frames. `margin` is added on each side as a fraction of
     the person's size; the box only moves when the person gets near its edge or it has
@@ -59,14 +72,11 @@ class CropTracker:
 
     def update(self, person: np.ndarray, width: int, height: int) -> None:
         """Choose the next box from the person probability (any size, covering the frame)."""
-        found = (person >= 0.5).view(np.uint8)
-        if cv2.countNonZero(found) < 4:
+        extent = person_extent(person, width, height)
+        if extent is None:
             self._box = None                  # nobody: the next frame looks at everything
             return
-        bx, by, bw, bh = cv2.boundingRect(found)    # 5x faster than np.nonzero
-        sy, sx = height / person.shape[0], width / person.shape[1]
-        px0, px1 = bx * sx, (bx + bw) * sx
-        py0, py1 = by * sy, (by + bh) * sy
+        px0, py0, px1, py1 = extent
         if self._box is not None and self._still_fits(px0, py0, px1, py1, width, height):
             return
         mx, my = (px1 - px0) * self.margin, (py1 - py0) * self.margin
@@ -99,6 +109,7 @@ class ChangeGate:
         self.threshold = int(threshold)
         self.tile = int(tile)
         self._seen: Optional[np.ndarray] = None
+        self._seen_level = 1.0               # its overall brightness (sum of channel means)
 
     def reset(self) -> None:
         self._seen = None
@@ -109,7 +120,7 @@ class ChangeGate:
         h, w = guide.shape[:2]
         # A camera's exposure breathing changes every pixel a little and the person not at
         # all: compare against the old frame brought to the new one's brightness.
-        gain = sum(cv2.mean(guide)) / max(sum(cv2.mean(self._seen)), 1.0)
+        gain = sum(cv2.mean(guide)) / self._seen_level
         diff = cv2.absdiff(guide, cv2.convertScaleAbs(self._seen, alpha=gain))
         tiles = cv2.resize(diff, (max(1, w // self.tile), max(1, h // self.tile)),
                            interpolation=cv2.INTER_AREA)
@@ -121,3 +132,4 @@ class ChangeGate:
             self._seen = guide.copy()
         else:
             np.copyto(self._seen, guide)
+        self._seen_level = max(sum(cv2.mean(guide)), 1.0)
