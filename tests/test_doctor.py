@@ -31,7 +31,8 @@ def test_this_machine_has_no_virtual_camera_nor_display(monkeypatch, capsys):
 
 def test_software_checks_pass_here():
     checks = by_name(doctor.software_checks())
-    assert set(checks) == {"python", "mediapipe", "models", "numpy", "opencv", "pyvirtualcam"}
+    assert set(checks) == {"python", "mediapipe", "models", "ai-edge-litert", "numpy", "opencv",
+                           "pyvirtualcam"}
     failing = [f"{c.name}: {c.detail}" for c in checks.values() if not c.ok]
     assert not failing
     assert checks["mediapipe"].detail == "0.10.21" and "ximgproc" in checks["opencv"].detail

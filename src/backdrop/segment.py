@@ -16,6 +16,8 @@ import numpy as np
 
 from .errors import ModelError
 
+MEDIAPIPE = "0.10.21"   # the last release whose wheel ships the segmentation models
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -111,10 +113,69 @@ class MediaPipeSegmenter:
         self.close()
 
 
-SEGMENTERS: Dict[str, Type] = {"mediapipe": MediaPipeSegmenter}
+class LiteRTSegmenter:
+    """The same model files run by LiteRT's interpreter directly (XNNPACK, one thread).
+
+    MediaPipe's graph around the model only scales the input to [0, 1] when the image is
+    already the model's size, so the output is the same to 1e-7 (landscape) and 3e-5
+    (general), for less CPU: 1.5 against 1.8-1.9 ms per landscape call here. XNNPACK runs
+    the models' MediaPipe op (Convolution2DTransposeBias) itself."""
+
+    def __init__(self, *, model: str = "landscape"):
+        if model not in MODELS:
+            raise ModelError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        self.info = MODELS[model]
+        self.input_size = self.info.input_size
+        w, h = self.input_size
+        path = model_path(self.info)
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with quiet_stderr():
+                self._interpreter = Interpreter(model_path=path, num_threads=1)
+                self._interpreter.allocate_tensors()
+        except Exception as e:  # ValueError/RuntimeError for a broken or foreign file
+            raise ModelError(f"cannot load model {path}: {e}") from e
+        (inp,), (out,) = (self._interpreter.get_input_details(),
+                          self._interpreter.get_output_details())
+        if tuple(inp["shape"]) != (1, h, w, 3) or tuple(out["shape"]) != (1, h, w, 1):
+            raise ModelError(f"model {path} takes {inp['shape']} and gives {out['shape']},"
+                             f" not (1, {h}, {w}, 3/1); reinstall 'mediapipe=={MEDIAPIPE}'")
+        self._input, self._output = inp["index"], out["index"]
+        self._x = np.empty((1, h, w, 3), np.float32)
+
+    def segment(self, small_rgb: np.ndarray) -> np.ndarray:
+        w, h = self.input_size
+        if small_rgb.shape != (h, w, 3) or small_rgb.dtype != np.uint8:
+            raise ValueError(f"expected ({h}, {w}, 3) uint8, got {small_rgb.shape} {small_rgb.dtype}")
+        np.multiply(small_rgb, np.float32(1 / 255), out=self._x[0])
+        self._interpreter.set_tensor(self._input, self._x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output)[0, :, :, 0]
+
+    def close(self) -> None:
+        self._interpreter = None
+
+    def __enter__(self) -> "LiteRTSegmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def create_segmenter(*, backend: str = "mediapipe", model: str = "landscape") -> Segmenter:
+def _litert_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+SEGMENTERS: Dict[str, Type] = {"litert": LiteRTSegmenter, "mediapipe": MediaPipeSegmenter}
+
+
+def create_segmenter(*, backend: str = "auto", model: str = "landscape") -> Segmenter:
+    """backend "auto": LiteRT where it is installed (less CPU, same masks), else MediaPipe."""
+    if backend == "auto":
+        backend = "litert" if _litert_available() else "mediapipe"
     if backend not in SEGMENTERS:
         raise ModelError(f"unknown segmenter {backend!r}; choose one of {', '.join(SEGMENTERS)}")
     return SEGMENTERS[backend](model=model)
