@@ -1,5 +1,6 @@
 """Each numba kernel against a plain-numpy reference, including read-only inputs."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -85,13 +86,17 @@ def axis_tables(small, full):
     return starts, tap, (src - tap).astype(np.float32)
 
 
-def run_cells(frame, ca, cb, state, lo, scale, out, alpha, prev=NO_PREV, hold=0, blend=True):
+def run_cells(frame, ca, cb, state, lo, scale, out, alpha, prev=NO_PREV, hold=0, bg=None):
+    """bg: (hb, W, 3), stretched to the frame's height; None: the matte alone."""
     H, W = frame.shape[:2]
     (h, w) = ca.shape
     xs, xt, xw = axis_tables(w, W)
     ys, yt, yw = axis_tables(h, H)
+    rows = frame.reshape(H, W * 3)[:0] if bg is None else bg.reshape(bg.shape[0], W * 3)
+    _, bt, bw = axis_tables(max(1, rows.shape[0]), H)
     kernels.refine_cells(frame.reshape(H, W * 3), ca, cb, state, xs, ys, xt, xw, yt, yw,
-                         np.float32(lo), np.float32(scale), blend, out.reshape(H, W * 3),
+                         np.float32(lo), np.float32(scale), rows, bt,
+                         np.round(bw * 256).astype(np.uint16), out.reshape(H, W * 3),
                          alpha, np.zeros((4, max(w, W)), np.float32), prev, hold)
     return xs, ys
 
@@ -106,9 +111,9 @@ def test_refine_cells_edge_cells_match_dense_reference(ro, size):
     cb = rng.random((h, w), dtype=np.float32)
     state = np.full((h, w), 2, np.uint8)                      # every cell computed
     alpha = np.zeros((H, W), np.uint8)
-    out = bg.copy()
-    f, a, b = (readonly(x) if ro else x for x in (frame, ca, cb))
-    run_cells(f, a, b, readonly(state) if ro else state, 0.1, 1.25, out, alpha)
+    out = np.zeros_like(bg)
+    f, a, b, g = (readonly(x) if ro else x for x in (frame, ca, cb, bg))
+    run_cells(f, a, b, readonly(state) if ro else state, 0.1, 1.25, out, alpha, bg=g)
     want = ref_guided(frame, ca, cb, 0.1, 1.25)
     assert np.abs(alpha.astype(int) - want).max() <= 1      # float32 vs float64
     np.testing.assert_array_equal(out, ref_blend(frame, alpha, bg))
@@ -123,16 +128,36 @@ def test_refine_cells_fills_constant_cells_and_computes_only_edges():
     state = rng.integers(0, 3, (h, w)).astype(np.uint8)
     state[1, 2:4] = 2
     alpha = np.full((H, W), 7, np.uint8)
-    bg = np.full((H, W, 3), 9, np.uint8)
-    out = bg.copy()
-    xs, ys = run_cells(frame, ca, cb, state, 0.0, 1.0, out, alpha)
+    bg = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    out = np.zeros_like(bg)
+    xs, ys = run_cells(frame, ca, cb, state, 0.0, 1.0, out, alpha, bg=bg)
     cell = np.repeat(np.repeat(state, np.diff(ys), axis=0), np.diff(xs), axis=1)
     want = ref_guided(frame, ca, cb, 0.0, 1.0)
     assert (alpha[cell == 0] == 0).all() and (alpha[cell == 1] == 255).all()
     assert np.abs(alpha[cell == 2].astype(int) - want[cell == 2]).max() <= 1
-    assert (out[cell == 0] == 9).all()                          # the background stays
+    np.testing.assert_array_equal(out[cell == 0], bg[cell == 0])   # every pixel written
     np.testing.assert_array_equal(out[cell == 1], frame[cell == 1])
     np.testing.assert_array_equal(out[cell == 2], ref_blend(frame, alpha, bg)[cell == 2])
+
+
+@pytest.mark.parametrize("rows", [1, 5, 12])
+def test_refine_cells_stretches_a_short_background_like_inter_linear(rows):
+    """A background of fewer rows than the frame (a blur computed small, a colour as one
+    row) is enlarged in the same pass: as cv2.INTER_LINEAR would, within rounding."""
+    H, W, h, w = 24, 32, 6, 8
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    bg = rng.integers(0, 256, (rows, W, 3), dtype=np.uint8)
+    ca, cb = rng.random((h, w), dtype=np.float32), rng.random((h, w), dtype=np.float32)
+    state = rng.integers(0, 3, (h, w)).astype(np.uint8)
+    out = np.zeros_like(frame)
+    alpha = np.zeros((H, W), np.uint8)
+    xs, ys = run_cells(frame, ca, cb, state, 0.0, 1.0, out, alpha, bg=bg)
+    tall = cv2.resize(bg, (W, H), interpolation=cv2.INTER_LINEAR)
+    cell = np.repeat(np.repeat(state, np.diff(ys), axis=0), np.diff(xs), axis=1)
+    assert np.abs(out[cell == 0].astype(int) - tall[cell == 0]).max() <= 1
+    assert np.abs(out.astype(int) - ref_blend(frame, alpha, tall)).max() <= 1
+    if rows == 1:
+        np.testing.assert_array_equal(out[cell == 0], np.broadcast_to(bg, tall.shape)[cell == 0])
 
 
 def test_refine_cells_without_blend_leaves_out_alone():
@@ -141,7 +166,7 @@ def test_refine_cells_without_blend_leaves_out_alone():
     state = np.array([[0, 1, 2, 2]] * 3, np.uint8)
     out = np.full_like(frame, 9)
     alpha = np.zeros((12, 16), np.uint8)
-    run_cells(frame, ca, cb, state, 0.0, 1.0, out, alpha, blend=False)
+    run_cells(frame, ca, cb, state, 0.0, 1.0, out, alpha)
     assert (out == 9).all() and (alpha[:, 4:8] == 255).all()
 
 
@@ -154,7 +179,7 @@ def test_refine_cells_holds_small_changes_and_passes_large_ones():
     prev[0, :4] = [100, 131, 128, 200]
     alpha = np.zeros((H, W), np.uint8)
     run_cells(readonly(frame), ca, cb, np.full((h, w), 2, np.uint8), 0.0, 1.0, frame.copy(),
-              alpha, readonly(prev), 3, blend=False)
+              alpha, readonly(prev), 3)
     ref = np.where(np.abs(128 - prev.astype(int)) <= 3, prev, 128)
     np.testing.assert_array_equal(alpha, ref)
     assert alpha[0, :4].tolist() == [128, 131, 128, 128] and alpha[1, 0] == 125

@@ -84,8 +84,8 @@ def test_guided_refiner_apply_equals_dense_computation_everywhere():
     assert (state == 0).any() and (state == 1).any() and (state == 2).any()
     bg = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     alpha = np.zeros((H, W), np.uint8)
-    out = bg.copy()
-    r.apply(frame, a, b, alpha, out)
+    out = np.zeros_like(bg)
+    r.apply(frame, a, b, alpha, out, bg)
     want = ref_guided(frame, a, b, float(r.lo), float(r.scale))
     assert np.abs(alpha.astype(int) - want).max() <= 1
     m = alpha.astype(np.float64)[..., None] / 255

@@ -1,5 +1,6 @@
-"""Backgrounds: blur, colour, image and looping video, each rendered at frame size into a
-buffer it owns. None of them looks at the final matte or at any output."""
+"""Backgrounds: blur, colour, image and looping video, each rendered at the frame's width
+into a buffer it owns; the composite stretches its rows to the frame's height. None of
+them looks at the final matte or at any output."""
 
 from __future__ import annotations
 
@@ -17,17 +18,20 @@ VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 
 
 class Background(Protocol):
-    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
-               out: np.ndarray) -> None:
-        """Write the background for `frame` into `out`, (H, W, 3) uint8 RGB. `guide` is the
-        frame shrunk (RGB uint8) and `person` the float32 person probability at the
-        guide's size; only backgrounds made from the frame itself use them."""
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray) -> np.ndarray:
+        """The background for `frame` (H, W, 3): uint8 RGB (hb, W, 3), C-contiguous, with
+        1 <= hb <= H rows that the composite stretches linearly to H (GuidedRefiner.apply):
+        a smooth picture can be given with fewer rows. Owned by the background, valid until
+        the next call. `guide` is the frame shrunk (RGB uint8) and `person` the float32
+        person probability at the guide's size; only backgrounds made from the frame itself
+        use them."""
 
     def close(self) -> None: ...
 
 
 class BlurBackground:
-    """The frame blurred, computed on a fraction of the small guide image and enlarged.
+    """The frame blurred, computed on a fraction of the small guide image and enlarged:
+    here to the frame's width only; the composite enlarges its rows in its own pass.
 
     The person is left out of the blur (normalised convolution with weights
     (1 - person)^2), so their colours do not bleed outwards into a halo; where only the
@@ -40,9 +44,9 @@ class BlurBackground:
         self.strength = float(strength)     # Gaussian sigma in pixels of a 720p frame
         self._weights: Optional[np.ndarray] = None
         self._small: Optional[np.ndarray] = None
+        self._wide: Optional[np.ndarray] = None
 
-    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
-               out: np.ndarray) -> None:
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
         gh, gw = guide.shape[:2]
         sigma = self.strength * gh / 720.0    # in guide pixels
@@ -54,10 +58,13 @@ class BlurBackground:
         if self._weights is None or self._weights.shape[:2] != size[::-1]:
             self._weights = np.empty((size[1], size[0], 4), np.float32)
             self._small = np.empty((size[1], size[0], 3), np.uint8)
+        if self._wide is None or self._wide.shape[:2] != (size[1], w):
+            self._wide = np.empty((size[1], w, 3), np.uint8)
         kernels.weigh_background(shrink(guide, size), shrink(person, size), self.FLOOR,
                                  self._weights)
         kernels.unweigh_background(cv2.GaussianBlur(self._weights, (0, 0), sigma), self._small)
-        cv2.resize(self._small, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(self._small, (w, size[1]), dst=self._wide,
+                          interpolation=cv2.INTER_LINEAR)
 
     def close(self) -> None:
         pass
@@ -68,12 +75,11 @@ class ColourBackground:
         self.colour = tuple(int(c) for c in colour)
         self._out: Optional[np.ndarray] = None
 
-    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
-               out: np.ndarray) -> None:
-        if self._out is None or self._out.shape != frame.shape:
-            self._out = np.empty_like(frame)
-            self._out[:] = self.colour      # broadcasting a tuple is slow: do it once
-        np.copyto(out, self._out)
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray) -> np.ndarray:
+        if self._out is None or self._out.shape[1] != frame.shape[1]:
+            self._out = np.empty((1, frame.shape[1], 3), np.uint8)   # one row, stretched
+            self._out[:] = self.colour
+        return self._out
 
     def close(self) -> None:
         self._out = None
@@ -98,11 +104,10 @@ class ImageBackground:
         self._image = read_rgb(path)
         self._out: Optional[np.ndarray] = None
 
-    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
-               out: np.ndarray) -> None:
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray) -> np.ndarray:
         if self._out is None or self._out.shape != frame.shape:
             self._out = cover(self._image, frame.shape[1], frame.shape[0])
-        np.copyto(out, self._out)
+        return self._out
 
     def close(self) -> None:
         self._out = None
@@ -128,8 +133,7 @@ class VideoBackground:
             raise InputError(f"background video '{self.path}' has no readable frames")
         return frame
 
-    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray,
-               out: np.ndarray) -> None:
+    def render(self, frame: np.ndarray, guide: np.ndarray, person: np.ndarray) -> np.ndarray:
         self._due += self._step
         while self._due >= 1.0:
             self._raw = self._next_raw()
@@ -138,7 +142,7 @@ class VideoBackground:
         if self._fresh or self._out is None or self._out.shape != frame.shape:
             self._out = cover(self._raw, frame.shape[1], frame.shape[0])
             self._fresh = False
-        np.copyto(out, self._out)
+        return self._out
 
     def close(self) -> None:
         self._source.close()

@@ -110,19 +110,21 @@ def box_mean(src, r, out, acc):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def refine_cells(frame, coef_a, coef_b, state, xs, ys, x0, fx, y0, fy, lo, scale, blend,
-                 out, alpha, scratch, prev, hold):
-    """The guided filter's full-resolution step, cell by cell, fused with the blend.
+def refine_cells(frame, coef_a, coef_b, state, xs, ys, x0, fx, y0, fy, lo, scale,
+                 bg, by0, bfy, out, alpha, scratch, prev, hold):
+    """The guided filter's full-resolution step, cell by cell, fused with the composite.
 
     frame, out: uint8 (H, 3W), rows of packed RGB (a reshaped (H, W, 3) frame).
     coef_a, coef_b: float32 (h, w) at guide resolution; state: uint8 (h, w) per guide cell,
     0 = background, 1 = person, 2 = edge. Cell (cy, cx) covers rows ys[cy]:ys[cy+1] and
-    columns xs[cx]:xs[cx+1]. Background cells get alpha 0 and leave `out` alone; person
-    cells get 255 and, with blend, the frame's pixels. Edge cells compute per pixel
-    q = a * grey/255 + b with a, b sampled bilinearly (x0/fx, y0/fy: left/top tap and its
-    weight per full-res column/row; the other tap is index + 1, clamped) and
-    alpha = clip((q - lo) * scale, 0, 1) as uint8; with blend, `out` must hold the
-    background and becomes frame over background there.
+    columns xs[cx]:xs[cx+1]. Background cells get alpha 0, person cells 255. Edge cells
+    compute per pixel q = a * grey/255 + b with a, b sampled bilinearly (x0/fx, y0/fy:
+    left/top tap and its weight per full-res column/row; the other tap is index + 1,
+    clamped) and alpha = clip((q - lo) * scale, 0, 1) as uint8.
+    bg: uint8 (hb, 3W), the background, its rows stretched to H: output row y is row
+    by0[y] and the next (clamped) mixed by bfy[y] / 256 (uint16, 0..256). Every pixel of
+    `out` is written: background, frame, or frame over background by alpha. A 0-row bg
+    composites nothing and leaves `out` alone (the matte alone).
     scratch: float32 (4, max(w, W)) work rows.
     prev: uint8 (H, W), the previous frame's matte, or a 0-row array for none; in edge
     cells, where the new value is within `hold` levels of it the old value is kept, so
@@ -130,6 +132,7 @@ def refine_cells(frame, coef_a, coef_b, state, xs, ys, x0, fx, y0, fy, lo, scale
     """
     h, w = coef_a.shape
     held = prev.shape[0] == alpha.shape[0]
+    blend = bg.shape[0] > 0
     for cy in range(h):
         cx = 0
         while cx < w:
@@ -137,28 +140,49 @@ def refine_cells(frame, coef_a, coef_b, state, xs, ys, x0, fx, y0, fy, lo, scale
             ce = cx + 1
             while ce < w and state[cy, ce] == s:
                 ce += 1
-            if s == 2:
-                for y in range(ys[cy], ys[cy + 1]):
+            X0, X1 = xs[cx], xs[ce]
+            for y in range(ys[cy], ys[cy + 1]):
+                if s == 2:
                     _edge_row(frame, coef_a, coef_b, y, cx, ce, xs, x0, fx, y0, fy, lo,
-                              scale, blend, out, alpha, scratch, prev, held, hold)
-            else:
+                              scale, bg, by0, bfy, out, alpha, scratch, prev, held, hold)
+                    continue
+                al = alpha[y, X0:X1]
                 value = np.uint8(255) if s == 1 else np.uint8(0)
-                X0, X1 = xs[cx], xs[ce]
-                for y in range(ys[cy], ys[cy + 1]):
-                    al = alpha[y, X0:X1]
-                    for i in range(al.shape[0]):
-                        al[i] = value
-                    if blend and s == 1:
-                        src = frame[y, 3 * X0:3 * X1]
-                        dst = out[y, 3 * X0:3 * X1]
-                        for i in range(dst.shape[0]):
-                            dst[i] = src[i]
+                for i in range(al.shape[0]):
+                    al[i] = value
+                if not blend:
+                    continue
+                dst = out[y, 3 * X0:3 * X1]
+                if s == 1:
+                    src = frame[y, 3 * X0:3 * X1]
+                    for i in range(dst.shape[0]):
+                        dst[i] = src[i]
+                else:
+                    _background_row(bg, by0, bfy, y, 3 * X0, dst)
             cx = ce
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _edge_row(frame, coef_a, coef_b, y, cx, ce, xs, x0, fx, y0, fy, lo, scale, blend,
-              out, alpha, scratch, prev, held, hold):
+def _background_row(bg, by0, bfy, y, start, dst):
+    """dst = the background's row for output row y, from byte `start` on."""
+    n = dst.shape[0]
+    ya = by0[y]
+    wb = bfy[y]
+    top = bg[ya, start:start + n]
+    if wb == 0:
+        for i in range(n):
+            dst[i] = top[i]
+        return
+    bottom = bg[min(ya + 1, bg.shape[0] - 1), start:start + n]
+    wt = np.uint16(256) - wb
+    for i in range(n):
+        dst[i] = np.uint8((np.uint16(top[i]) * wt + np.uint16(bottom[i]) * wb
+                           + np.uint16(128)) >> np.uint16(8))
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _edge_row(frame, coef_a, coef_b, y, cx, ce, xs, x0, fx, y0, fy, lo, scale, bg, by0,
+              bfy, out, alpha, scratch, prev, held, hold):
     """One row of a run of edge cells. Every loop runs over slices that start at 0, so
     indices are provably non-negative: numba then drops its negative-index wraparound
     and the compiler vectorises the loops (4x faster than indexing the full rows)."""
@@ -196,8 +220,9 @@ def _edge_row(frame, coef_a, coef_b, y, cx, ce, xs, x0, fx, y0, fy, lo, scale, b
         for i in range(n):
             if abs(np.int32(al[i]) - np.int32(pr[i])) <= hold:
                 al[i] = pr[i]
-    if blend:
+    if bg.shape[0] > 0:
         o = out[y, 3 * X0:3 * X1]
+        _background_row(bg, by0, bfy, y, 3 * X0, o)
         for i in range(n):
             m = np.uint16(al[i])
             nm = np.uint16(255) - m
@@ -259,11 +284,13 @@ def warm_up() -> float:
     coef = np.zeros((1, 1), np.float32)
     edges = np.array([0, 8], np.int32)
     taps = np.zeros(8, np.int32)
+    weights = np.zeros(8, np.uint16)
     for state in (0, 1, 2):
         cells = np.full((1, 1), state, np.uint8)
-        for blend in (True, False):
+        for bg in (frame[:2], frame[:0]):
             for prev, hold in ((grey.copy(), 2), (np.zeros((0, 0), np.uint8), 0)):
                 refine_cells(frame, coef, coef, cells, edges, edges, taps, coef[0], taps,
-                             coef[0], np.float32(0), np.float32(1), blend, frame.copy(),
-                             grey.copy(), np.zeros((4, 8), np.float32), prev, hold)
+                             coef[0], np.float32(0), np.float32(1), bg, taps, weights,
+                             frame.copy(), grey.copy(), np.zeros((4, 8), np.float32), prev,
+                             hold)
     return time.perf_counter() - t

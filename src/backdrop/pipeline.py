@@ -331,13 +331,14 @@ class Pipeline:
         grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
         coef_a, coef_b = self.refiner.coefficients(grey, person)
         t1 = time.perf_counter()
-        use_bg = composite_wanted and self.background is not None
-        if use_bg:
-            self.background.render(frame, guide, person, out)
+        background = None
+        if composite_wanted and self.background is not None:
+            background = self.background.render(frame, guide, person)
         elif composite_wanted:
             np.copyto(out, frame)
         t2 = time.perf_counter()
-        self.refiner.apply(frame, coef_a, coef_b, alpha, out if use_bg else None)
+        self.refiner.apply(frame, coef_a, coef_b, alpha, None if background is None else out,
+                           background)
         t3 = time.perf_counter()
         t["refine"] = (t1 - t0) * 1e3
         t["background"] = (t2 - t1) * 1e3

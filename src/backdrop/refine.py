@@ -123,12 +123,18 @@ class GuidedRefiner:
         return state
 
     def apply(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
-              alpha: np.ndarray, out: Optional[np.ndarray] = None) -> None:
-        """Write the full-resolution matte (uint8, 255 = person) into `alpha`. If `out` is
-        given it must hold the background; the frame is blended over it in place.
+              alpha: np.ndarray, out: Optional[np.ndarray] = None,
+              background: Optional[np.ndarray] = None) -> None:
+        """Write the full-resolution matte (uint8, 255 = person) into `alpha`, and with
+        `out` and `background` the frame over the background into `out`.
 
-        One kernel pass: cells the plan proves constant are filled (and copied from the
-        frame where they are person); only cells on the person's edge compute per pixel.
+        background: uint8 RGB (hb, W, 3), the frame's width and hb <= H rows, stretched to
+        the frame's height linearly (cv2.INTER_LINEAR's convention): a blur computed small
+        is enlarged here, in the same pass, and a colour can be a single row.
+
+        One kernel pass: cells the plan proves constant are filled (from the frame where
+        they are person, from the background where not); only cells on the person's edge
+        compute per pixel.
         """
         check_frame("frame", frame)
         H, W = frame.shape[:2]
@@ -137,10 +143,16 @@ class GuidedRefiner:
         if alpha.shape != (H, W) or alpha.dtype != np.uint8 or not alpha.flags.c_contiguous:
             raise ValueError(f"alpha: expected ({H}, {W}) uint8 C-contiguous, got"
                              f" {alpha.shape} {alpha.dtype}")
+        if (out is None) != (background is None):
+            raise ValueError("out and background go together")
         if out is not None:
             check_frame("out", out)
+            check_frame("background", background)
             if out.shape != frame.shape:
                 raise ValueError(f"out must have the frame's shape {frame.shape}")
+            if background.shape[1] != W or not 0 < background.shape[0] <= H:
+                raise ValueError(f"background: expected 1..{H} rows of width {W}, got"
+                                 f" {background.shape[:2]}")
         state = self.plan(coef_a, coef_b)
         h, w = state.shape
         xs, xtap, xw = self._axis(w, W)
@@ -149,17 +161,29 @@ class GuidedRefiner:
             self._scratch = np.zeros((4, max(w, W)), np.float32)
         prev = self._prev if self._prev is not None and self._prev.shape == (H, W) else None
         rows = frame.reshape(H, W * 3)
+        if background is None:                 # no rows: the kernel writes alpha alone
+            bg, dst = rows[:0], rows
+        else:
+            bg = background.reshape(-1, W * 3)
+            dst = out.reshape(H, W * 3)
+        btap, bw = self._stretch(max(1, bg.shape[0]), H)
         kernels.refine_cells(rows, coef_a, coef_b, state, xs, ys, xtap, xw, ytap, yw,
-                             self.lo, self.scale, out is not None,
-                             out.reshape(H, W * 3) if out is not None else rows, alpha,
-                             self._scratch, prev if prev is not None else self._no_prev,
-                             self.hold)
+                             self.lo, self.scale, bg, btap, bw, dst, alpha, self._scratch,
+                             prev if prev is not None else self._no_prev, self.hold)
         if self.hold:
             # our own copy: the caller may keep or change `alpha`
             if prev is None:
                 self._prev = alpha.copy()
             else:
                 np.copyto(prev, alpha)
+
+    def _stretch(self, small: int, full: int):
+        """(top row, weight of the next in 256ths) per output row, cached."""
+        key = ("stretch", small, full)
+        if key not in self._tables:
+            _, tap, weight = self._axis(small, full)
+            self._tables[key] = (tap, np.round(weight * 256).astype(np.uint16))
+        return self._tables[key]
 
     def _axis(self, small: int, full: int):
         """(cell starts (small + 1), left tap, tap weight) per full-res index, cached.
