@@ -140,6 +140,31 @@ def test_refine_cells_fills_constant_cells_and_computes_only_edges():
     np.testing.assert_array_equal(out[cell == 2], ref_blend(frame, alpha, bg)[cell == 2])
 
 
+def ref_plan(ca, cb, lo, hi):
+    """The plan with cv2: 3x3 erode/dilate of each cell's extreme q over I in [0, 1]."""
+    k = np.ones((3, 3), np.uint8)
+    qmin = cv2.erode(cb + np.minimum(ca, 0), k)
+    qmax = cv2.dilate(cb + np.maximum(ca, 0), k)
+    return np.where(qmax <= lo, 0, np.where(qmin >= hi, 1, 2)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("ro", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (18, 32), (45, 80)])
+def test_plan_cells_matches_erode_dilate_reference(ro, shape):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    # a smooth blob (solid inside, clear outside) plus noise: all three states occur
+    blob = np.clip(1.6 - np.hypot(xx - shape[1] / 2, yy - shape[0] / 2) / 6, 0, 1)
+    cb = (blob + rng.normal(0, 0.05, shape)).astype(np.float32)
+    ca = rng.normal(0, 0.1, shape).astype(np.float32)
+    state = np.full(shape, 9, np.uint8)
+    a, b = (readonly(x) if ro else x for x in (ca, cb))
+    kernels.plan_cells(a, b, np.float32(0.1), np.float32(0.9),
+                       np.zeros((4,) + shape, np.float32), state)
+    np.testing.assert_array_equal(state, ref_plan(ca, cb, np.float32(0.1), np.float32(0.9)))
+    if shape == (45, 80):
+        assert set(np.unique(state)) == {0, 1, 2}
+
+
 @pytest.mark.parametrize("rows", [1, 5, 12])
 def test_refine_cells_stretches_a_short_background_like_inter_linear(rows):
     """A background of fewer rows than the frame (a blur computed small, a colour as one
@@ -187,7 +212,8 @@ def test_refine_cells_holds_small_changes_and_passes_large_ones():
 
 def test_warm_up_compiles_everything():
     assert kernels.warm_up() >= 0
-    for k in (kernels.smooth_masks, kernels.refine_cells, kernels.weigh_background,
+    for k in (kernels.smooth_masks, kernels.refine_cells, kernels.plan_cells,
+              kernels.weigh_background,
               kernels.guided_moments, kernels.guided_coefficients, kernels.box_mean,
               kernels.unweigh_background):
         assert k.signatures, f"{k.__name__} was not compiled"

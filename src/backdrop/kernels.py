@@ -110,6 +110,47 @@ def box_mean(src, r, out, acc):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
+def plan_cells(coef_a, coef_b, lo, hi, spans, state):
+    """Per guide cell: 0 if the matte is 0 throughout, 1 if 255 throughout, 2 if it must
+    be computed per pixel. Exact, not a guess: a full-res pixel's q is a convex mix of
+    a*I+b over the 3x3 cells around its own, with I in [0, 1], so it lies between the
+    3x3 minimum of b + min(a, 0) and the 3x3 maximum of b + max(a, 0).
+    coef_a, coef_b: float32 (h, w); spans: float32 (4, h, w) scratch; state: uint8 (h, w).
+    """
+    h, w = coef_a.shape
+    zero = np.float32(0.0)
+    for y in range(h):                     # per cell, then the extremes of 3 in a row
+        a, b = coef_a[y], coef_b[y]
+        low, high = spans[0, y], spans[1, y]
+        for x in range(w):
+            low[x] = b[x] + min(a[x], zero)
+            high[x] = b[x] + max(a[x], zero)
+        rlow, rhigh = spans[2, y], spans[3, y]
+        rlow[0], rhigh[0] = low[0], high[0]
+        rlow[w - 1], rhigh[w - 1] = low[w - 1], high[w - 1]
+        if w > 1:
+            rlow[0], rhigh[0] = min(low[0], low[1]), max(high[0], high[1])
+            rlow[w - 1] = min(low[w - 2], low[w - 1])
+            rhigh[w - 1] = max(high[w - 2], high[w - 1])
+        # the interior over slices from 0, so the loop vectorises (see _edge_row)
+        la, lb, lc = low[:w - 2], low[1:w - 1], low[2:]
+        ua, ub, uc = high[:w - 2], high[1:w - 1], high[2:]
+        ro, rh = rlow[1:w - 1], rhigh[1:w - 1]
+        for i in range(w - 2):
+            ro[i] = min(min(la[i], lb[i]), lc[i])
+            rh[i] = max(max(ua[i], ub[i]), uc[i])
+    for y in range(h):                     # and of 3 rows
+        y0, y1 = max(y - 1, 0), min(y + 1, h - 1)
+        l0, l1, l2 = spans[2, y0], spans[2, y], spans[2, y1]
+        u0, u1, u2 = spans[3, y0], spans[3, y], spans[3, y1]
+        st = state[y]
+        for x in range(w):
+            qmin = min(min(l0[x], l1[x]), l2[x])
+            qmax = max(max(u0[x], u1[x]), u2[x])
+            st[x] = np.uint8(0) if qmax <= lo else (np.uint8(1) if qmin >= hi else np.uint8(2))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
 def refine_cells(frame, coef_a, coef_b, state, xs, ys, x0, fx, y0, fy, lo, scale,
                  bg, by0, bfy, out, alpha, scratch, prev, hold):
     """The guided filter's full-resolution step, cell by cell, fused with the composite.
@@ -279,6 +320,8 @@ def warm_up() -> float:
     weights = np.zeros((2, 2, 4), np.float32)
     weigh_background(rgb, m[:2, :2].copy(), np.float32(1e-3), weights)
     unweigh_background(weights, rgb)
+    plan_cells(m, m, np.float32(0.1), np.float32(0.9), np.zeros((4, 4, 4), np.float32),
+               np.zeros((4, 4), np.uint8))
     frame = np.zeros((8, 24), np.uint8)
     grey = np.zeros((8, 8), np.uint8)
     coef = np.zeros((1, 1), np.float32)

@@ -73,7 +73,8 @@ class GuidedRefiner:
         self.lo = np.float32(lo)
         self.scale = np.float32(1.0 / (hi - lo))
         self.hi = np.float32(hi)
-        self._kernel3 = np.ones((3, 3), np.uint8)
+        self._state = np.zeros((0, 0), np.uint8)
+        self._spans = np.zeros((0, 0, 0), np.float32)
         self._tables: dict = {}
         self._scratch = np.zeros((4, 1), np.float32)
         self.radius = int(radius)
@@ -87,7 +88,8 @@ class GuidedRefiner:
         self._prev = None
 
     def coefficients(self, guide_grey: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """guide_grey, mask: float32 (h, w), same shape. Returns mean_a, mean_b at (h, w)."""
+        """guide_grey, mask: float32 (h, w), same shape. Returns mean_a, mean_b at (h, w):
+        the refiner's own buffers, valid until the next call."""
         check_mask("guide_grey", guide_grey)
         check_mask("mask", mask, guide_grey.shape)
         h, w = mask.shape
@@ -95,15 +97,15 @@ class GuidedRefiner:
             self._moments = np.empty((4, h, w), np.float32)
             self._means = np.empty((4, h, w), np.float32)
             self._acc = np.empty(w + 2 * self.radius, np.float32)
+            self._ab = np.empty((2, h, w), np.float32)
+            self._coef = np.empty((2, h, w), np.float32)
         kernels.guided_moments(guide_grey, mask, self._moments)
         for plane, mean in zip(self._moments, self._means):
             self._box(plane, mean)
-        ab = np.empty((2, h, w), np.float32)     # returned: the caller's to keep
-        kernels.guided_coefficients(self._means, self.eps, ab)
-        coef = np.empty_like(ab)
-        self._box(ab[0], coef[0])
-        self._box(ab[1], coef[1])
-        return coef[0], coef[1]
+        kernels.guided_coefficients(self._means, self.eps, self._ab)
+        self._box(self._ab[0], self._coef[0])
+        self._box(self._ab[1], self._coef[1])
+        return self._coef[0], self._coef[1]
 
     def _box(self, src: np.ndarray, out: np.ndarray) -> None:
         if self.radius < min(src.shape):
@@ -113,14 +115,14 @@ class GuidedRefiner:
 
     def plan(self, coef_a: np.ndarray, coef_b: np.ndarray) -> np.ndarray:
         """Per guide cell: 0 if the matte is 0 throughout, 1 if 255 throughout, 2 if it
-        must be computed per pixel. Exact, not a guess: a full-res pixel's q is a convex
-        mix of a*I+b over the 3x3 cells around it, with I in [0, 1]."""
-        qmin = cv2.erode(coef_b + np.minimum(coef_a, 0), self._kernel3)
-        qmax = cv2.dilate(coef_b + np.maximum(coef_a, 0), self._kernel3)
-        state = np.full(coef_a.shape, 2, np.uint8)
-        state[qmax <= self.lo] = 0
-        state[qmin >= self.hi] = 1
-        return state
+        must be computed per pixel (kernels.plan_cells; exact, not a guess). The returned
+        array is reused by the next call."""
+        h, w = coef_a.shape
+        if self._state.shape != (h, w):
+            self._state = np.empty((h, w), np.uint8)
+            self._spans = np.empty((4, h, w), np.float32)
+        kernels.plan_cells(coef_a, coef_b, self.lo, self.hi, self._spans, self._state)
+        return self._state
 
     def apply(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
               alpha: np.ndarray, out: Optional[np.ndarray] = None,
