@@ -113,7 +113,22 @@ def value_of(frame: np.ndarray) -> Optional[int]:
     return v if (frame == v).all() else None
 
 
-class FakeCamera:
+class Closes:
+    """Counts its close() calls (`closed`); as a context manager, closes on exit."""
+
+    closed = 0
+
+    def close(self):
+        self.closed += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class FakeCamera(Closes):
     """A real-time source: one frame per 1/fps of clock time with the given values, then
     `then`: 'error' (unplugged), 'freeze' (read blocks until `unfreeze`), 'end' or 'repeat'
     (the last value forever)."""
@@ -144,14 +159,6 @@ class FakeCamera:
             return None
         return flat(self.values[-1], self.width, self.height)
 
-    def close(self):
-        self.closed += 1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 class Opener:
@@ -168,7 +175,7 @@ class Opener:
         return item
 
 
-class FakePipeline:
+class FakePipeline(Closes):
     def __init__(self, config=None):
         self.config = config
         self.spec, self.mirror, self.closed, self.seen = parse_background("blur"), False, 0, []
@@ -185,17 +192,9 @@ class FakePipeline:
     def set_background(self, spec):
         self.spec = parse_background(spec) if isinstance(spec, str) else spec
 
-    def close(self):
-        self.closed += 1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
-class FakeSink:
+class FakeSink(Closes):
     """Records frames (copies) with the clock time; `on_send(sink)` runs after each."""
 
     def __init__(self, name="fake", clock=None, on_send=None, fail_at=None, device=None):
@@ -215,14 +214,6 @@ class FakeSink:
     def values(self):
         return [value_of(f) for f in self.frames]
 
-    def close(self):
-        self.closed += 1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 class FakePreview(FakeSink):

@@ -14,10 +14,10 @@ from backdrop.feed import Feed
 from backdrop.outputs import open_outputs
 from backdrop.runner import run_live
 from backdrop.watch import Clock
-from livefakes import FakeCamera, FakePipeline, FakePreview, FakeSink, SimClock, value_of
+from livefakes import Closes, FakeCamera, FakePipeline, FakePreview, FakeSink, SimClock, value_of
 
 
-class FakeSource:
+class FakeSource(Closes):
     def __init__(self, n=10, realtime=False, fps=1000.0, fail_at=None, error=SourceError):
         self.width, self.height, self.fps, self.realtime = 8, 6, fps, realtime
         self.name, self.n, self.i, self.fail_at, self.closed = "fake", n, 0, fail_at, 0
@@ -30,15 +30,6 @@ class FakeSource:
             return None
         self.i += 1
         return np.full((6, 8, 3), self.i, np.uint8)
-
-    def close(self):
-        self.closed += 1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 def run(source, sinks, frames=0, backgrounds=("blur", "none")):
