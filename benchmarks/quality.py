@@ -119,7 +119,7 @@ def backdrop_predictor(quality: str) -> BackdropAdapter:
     import dataclasses
 
     from backdrop.config import PipelineConfig
-    from backdrop.pipeline import PRESETS, Pipeline
+    from backdrop.engine.pipeline import PRESETS, Pipeline
 
     name, *changes = quality.split(",")
     preset = PRESETS[name]

@@ -18,8 +18,8 @@ import sys
 import cv2
 import numpy as np
 
-from backdrop.bench import RESOLUTIONS, bench_pipeline, measure, render_scene
-from backdrop.segment import create_segmenter, setup_native_libraries
+from backdrop.cli.bench import RESOLUTIONS, bench_pipeline, measure, render_scene
+from backdrop.engine.segment import create_segmenter, setup_native_libraries
 
 
 class Straightforward:

@@ -15,9 +15,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from backdrop.config import parse_background
-from backdrop.devices import Host
+from backdrop.platform.v4l2 import Host
 from backdrop.errors import SinkError, SourceError
-from backdrop.pipeline import Frame
+from backdrop.engine.pipeline import Frame
 
 
 class SimClock:

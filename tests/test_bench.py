@@ -2,7 +2,7 @@
 
 import json
 
-from backdrop.cli import main
+from backdrop.cli.main import main
 
 
 def test_bench_json_shape(capsys):

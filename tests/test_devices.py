@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from backdrop import devices, sinks, sources
-from backdrop.cli import main
-from backdrop.devices import Host, OpenWatch, find_holders, list_formats
+from backdrop.platform import v4l2 as devices
+
+from backdrop.io import sinks
+
+from backdrop.io import sources
+from backdrop.cli.main import main
+from backdrop.platform.v4l2 import Host, OpenWatch, find_holders, list_formats
 from livefakes import build_tree, hold
 
 
@@ -132,7 +136,7 @@ def test_open_watch_reports_opens_and_closes(tmp_path):
 
 
 def test_device_lines_list_formats_and_state(tmp_path):
-    from backdrop.doctor import Probe, device_lines
+    from backdrop.cli.doctor import Probe, device_lines
 
     host = build_tree(tmp_path)
     dev0 = str(tmp_path / "dev/video0")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from backdrop import doctor
-from backdrop.cli import main
-from backdrop.doctor import Probe, report, run_checks
+from backdrop.cli import doctor
+from backdrop.cli.main import main
+from backdrop.cli.doctor import Probe, report, run_checks
 from livefakes import build_tree, hold
 
 

@@ -6,11 +6,11 @@ import threading
 import numpy as np
 import pytest
 
-from backdrop import sinks
-from backdrop.cli import main
+from backdrop.io import sinks
+from backdrop.cli.main import main
 from backdrop.config import Config, OutputConfig, RunnerConfig
 from backdrop.errors import SinkError, SourceError, VirtualCameraError
-from backdrop.runner import STALL, run_live
+from backdrop.live.runner import STALL, run_live
 from livefakes import FakeCamera, FakePipeline, FakeSink, Opener, SimClock
 
 FPS = 30.0
@@ -121,7 +121,7 @@ def test_end_of_a_non_looping_file_is_not_a_fault():
 
 
 def test_placeholder_before_any_frame_is_the_background_or_grey():
-    from backdrop import placeholder
+    from backdrop.live import placeholder
     from backdrop.config import parse_background
 
     green = placeholder.unavailable(None, 320, 240, parse_background("#00ff00"))

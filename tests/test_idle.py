@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backdrop import devices, watch
+from backdrop.platform import v4l2 as devices
+
+from backdrop.live import watch
 from backdrop.config import Config, OutputConfig, RunnerConfig
-from backdrop.devices import Host, Holders
-from backdrop.runner import run_live
-from backdrop.watch import ViewerWatch
+from backdrop.platform.v4l2 import Host, Holders
+from backdrop.live.runner import run_live
+from backdrop.live.watch import ViewerWatch
 from livefakes import FakeCamera, FakePipeline, FakeSink, SimClock
 
 READER = "import sys; f = open(sys.argv[1], 'rb'); print('open', flush=True); sys.stdin.read()"

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop import kernels
-from backdrop.kernels import _C1, _C2, _C3, _C4, _C5
+from backdrop.engine import kernels
+from backdrop.engine.kernels import _C1, _C2, _C3, _C4, _C5
 
 rng = np.random.default_rng(7)
 

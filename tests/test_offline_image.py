@@ -1,4 +1,4 @@
-"""`backdrop image` end to end: real files, the real model, through backdrop.cli.main."""
+"""`backdrop image` end to end: real files, the real model, through backdrop.cli.main.main."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop.cli import main
+from backdrop.cli.main import main
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "src" / "backdrop" / "assets" / "astronaut.png"
 

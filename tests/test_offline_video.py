@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop.cli import main
+from backdrop.cli.main import main
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "src" / "backdrop" / "assets" / "astronaut.png"
 W, H, FPS, RATE = 256, 192, 30, 44100
@@ -169,7 +169,7 @@ def test_video_to_numbered_frames_composited(clip, tmp_path):
 
 
 def test_ctrl_c_leaves_no_output(clip, tmp_path, monkeypatch, capsys):
-    from backdrop.pipeline import Pipeline
+    from backdrop.engine.pipeline import Pipeline
 
     real = Pipeline._render          # where each frame of a file is finished
     calls = {"n": 0}
@@ -193,7 +193,7 @@ def test_unknown_output_extension(clip, tmp_path, capsys):
 
 
 def test_display_rotation_is_applied(tmp_path):
-    from backdrop.videoio import VideoFileReader
+    from backdrop.io.video import VideoFileReader
 
     pattern = np.zeros((H, W, 3), np.uint8)
     pattern[: H // 2, : W // 2] = 255                      # white top-left quarter
@@ -218,7 +218,7 @@ def test_mask_video_and_missing_output_folder(clip, tmp_path):
 
 
 def test_stages_pass_events_in_order_and_raise_errors_in_the_caller():
-    from backdrop.stages import Prefetch, WriterThread
+    from backdrop.offline.stages import Prefetch, WriterThread
 
     def produce(put):
         for i in range(3):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backdrop.config import PipelineConfig, parse_background
-from backdrop.pipeline import Pipeline
+from backdrop.engine.pipeline import Pipeline
 
 
 def make(spec="#00ff00", quality="balanced", **kw):
@@ -148,7 +148,7 @@ def test_person_map_has_no_subnormal_floats(astronaut):
 def test_live_presets_skip_the_model_while_the_scene_stands_still(astronaut):
     from dataclasses import replace
 
-    from backdrop.pipeline import PRESETS, SETTLE
+    from backdrop.engine.pipeline import PRESETS, SETTLE
 
     rng = np.random.default_rng(2)
     noise = [rng.normal(0, 2, astronaut.shape) for _ in range(6)]

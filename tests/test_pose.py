@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from backdrop.config import PipelineConfig
-from backdrop.pipeline import PRESETS, Pipeline
-from backdrop.segment import PoseMasker
+from backdrop.engine.pipeline import PRESETS, Pipeline
+from backdrop.engine.segment import PoseMasker
 
 
 def test_pose_mask_matches_hand_made_masks(eval_photos):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from backdrop.refine import GuidedRefiner, MaskSmoother
+from backdrop.engine.refine import GuidedRefiner, MaskSmoother
 
 
 def test_smoother_state_does_not_alias_the_input():

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop.resize import shrink
+from backdrop.engine.resize import shrink
 
 rng = np.random.default_rng(3)
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from backdrop.config import Config, OutputConfig, RunnerConfig, load
-from backdrop.controls import Controls
+from backdrop.live.controls import Controls
 from backdrop.errors import SourceError, VirtualCameraError
-from backdrop.feed import Feed
-from backdrop.outputs import open_outputs
-from backdrop.runner import run_live
-from backdrop.watch import Clock
+from backdrop.live.feed import Feed
+from backdrop.live.outputs import open_outputs
+from backdrop.live.runner import run_live
+from backdrop.live.watch import Clock
 from livefakes import Closes, FakeCamera, FakePipeline, FakePreview, FakeSink, SimClock, value_of
 
 
@@ -137,7 +137,7 @@ def test_hotkeys_cycle_toggle_mirror_privacy_and_quit():
 
 
 def test_live_flags_map_onto_settings():
-    from backdrop.cli import build_parser, live_overrides
+    from backdrop.cli.main import build_parser, live_overrides
 
     args = build_parser().parse_args(["live", "--no-idle", "--privacy", "blank"])
     assert live_overrides(args)["output"] == {"idle_when_unwatched": False, "privacy": "blank"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backdrop.errors import ModelError
-from backdrop.segment import (MODELS, LiteRTSegmenter, MediaPipeSegmenter, create_segmenter)
+from backdrop.engine.segment import (MODELS, LiteRTSegmenter, MediaPipeSegmenter, create_segmenter)
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop import sinks
+from backdrop.io import sinks
 from backdrop.errors import SinkError, VirtualCameraError
-from backdrop.sinks import (NullSink, PreviewSink, VideoFileSink, VirtualCameraSink,
+from backdrop.io.sinks import (NullSink, PreviewSink, VideoFileSink, VirtualCameraSink,
                             fit_frame, open_sink)
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (40, 40, 40), (250, 250, 250)]

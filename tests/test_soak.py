@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 
 from backdrop.config import Config, OutputConfig, PipelineConfig, RunnerConfig, SourceConfig
-from backdrop.pipeline import Pipeline
-from backdrop.runner import STALL, run_live
-from backdrop.sinks import NullSink
-from backdrop.sources import open_source
+from backdrop.engine.pipeline import Pipeline
+from backdrop.live.runner import STALL, run_live
+from backdrop.io.sinks import NullSink
+from backdrop.io.sources import open_source
 
 FRAMES, WARMUP = 3000, 300
 W, H = 160, 120

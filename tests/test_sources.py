@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop import sources
+from backdrop.io import sources
 from backdrop.config import SourceConfig
 from backdrop.errors import InputError, SourceError
-from backdrop.sources import (CameraSource, DemoSource, negotiate_capture, open_camera,
+from backdrop.io.sources import (CameraSource, DemoSource, negotiate_capture, open_camera,
                               open_source, parse_v4l2_capability)
 
 W, H, N = 160, 120, 20

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from backdrop.config import PipelineConfig
-from backdrop.pipeline import PRESETS, Pipeline
-from backdrop.tiling import boundary_gate, feather, grow, tile_boxes
-from backdrop.tracking import person_extent
-from backdrop.tracking import MAX_SQUEEZE
+from backdrop.engine.pipeline import PRESETS, Pipeline
+from backdrop.engine.tiling import boundary_gate, feather, grow, tile_boxes
+from backdrop.engine.tracking import person_extent
+from backdrop.engine.tracking import MAX_SQUEEZE
 
 
 def test_person_extent_scales_map_cells_to_frame_pixels():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from backdrop.tracking import ChangeGate, CropTracker, fit_box
+from backdrop.engine.tracking import ChangeGate, CropTracker, fit_box
 
 
 def blob(x0, y0, x1, y1, shape=(90, 160)):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
-from .errors import ConfigError
+from backdrop.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

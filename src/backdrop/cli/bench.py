@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
 
 def render_scene(width: int, height: int, count: int) -> List[np.ndarray]:
     """`count` consecutive frames of the demo scene (a real person, moving)."""
-    from .config import SourceConfig
-    from .sources import open_source
+    from backdrop.config import SourceConfig
+    from backdrop.io.sources import open_source
 
     with open_source(SourceConfig(source="demo", width=width, height=height)) as src:
         return [np.array(src.read(), copy=True) for _ in range(count)]
@@ -72,7 +72,7 @@ def background_image(width: int, height: int, folder: str) -> str:
 def measure(process: Callable[[np.ndarray], Dict[str, float]], frames: Sequence[np.ndarray],
             count: int, warmup: int = 10) -> Dict:
     """Run `process` (returns per-stage ms) on `count` frames cycling through `frames`."""
-    from .timing import StageTimes, percentiles
+    from backdrop.live.timing import StageTimes, percentiles
 
     for i in range(warmup):
         process(frames[i % len(frames)])
@@ -90,9 +90,9 @@ def measure(process: Callable[[np.ndarray], Dict[str, float]], frames: Sequence[
 
 def bench_pipeline(width: int, height: int, mode: str, frames: Sequence[np.ndarray],
                    count: int, quality: str, folder: str) -> Dict:
-    from .config import PipelineConfig, parse_background
-    from .pipeline import Pipeline
-    from .sinks import NullSink
+    from backdrop.config import PipelineConfig, parse_background
+    from backdrop.engine.pipeline import Pipeline
+    from backdrop.io.sinks import NullSink
 
     spec = background_image(width, height, folder) if mode == "image" else "blur"
     if mode == "still":
@@ -140,11 +140,11 @@ class LoopSource:
 
 def bench_latency(frames: Sequence[np.ndarray], count: int, quality: str) -> Dict:
     """The real runner at 30 fps into a null sink: capture-to-send latency and CPU/frame."""
-    from .config import Config, OutputConfig, PipelineConfig, RunnerConfig
-    from .pipeline import Pipeline
-    from .runner import run_live
-    from .sinks import open_sink
-    from .timing import percentiles
+    from backdrop.config import Config, OutputConfig, PipelineConfig, RunnerConfig
+    from backdrop.engine.pipeline import Pipeline
+    from backdrop.live.runner import run_live
+    from backdrop.io.sinks import open_sink
+    from backdrop.live.timing import percentiles
 
     cfg = Config(output=OutputConfig(sinks=("null",)),
                  runner=RunnerConfig(frames=count, status_interval=0))
@@ -205,9 +205,9 @@ def format_table(report: Dict) -> str:
 
 
 def cmd_bench(args) -> int:
-    from .cli import log
-    from .errors import ConfigError
-    from .segment import setup_native_libraries
+    from backdrop.cli.main import log
+    from backdrop.errors import ConfigError
+    from backdrop.engine.segment import setup_native_libraries
 
     if args.frames < 1:
         raise ConfigError("--frames must be at least 1")

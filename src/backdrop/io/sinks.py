@@ -15,9 +15,9 @@ from typing import Any, Callable, Optional, Protocol
 import cv2
 import numpy as np
 
-from .errors import SinkError, VirtualCameraError
-from .devices import list_virtual_cameras, loopback_parameters  # noqa: F401 (re-exported)
-from .sources import _Closing
+from backdrop.errors import SinkError, VirtualCameraError
+from backdrop.platform.v4l2 import list_virtual_cameras, loopback_parameters  # noqa: F401 (re-exported)
+from backdrop.io.sources import _Closing
 
 MODPROBE = 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="backdrop"'
 NO_LOOPBACK = ("no virtual camera: v4l2loopback is not loaded. Fix: sudo apt install"

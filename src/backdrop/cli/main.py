@@ -9,9 +9,9 @@ import argparse
 import sys
 from typing import Dict, List, Optional
 
-from . import __version__
-from .config import QUALITIES, Config, load
-from .errors import BackdropError
+from backdrop import __version__
+from backdrop.config import QUALITIES, Config, load
+from backdrop.errors import BackdropError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _live_parser(sub)
-    from . import bench, offline  # light: no heavy imports at module level
+    from backdrop.cli import bench
+    from backdrop.cli import offline  # light: no heavy imports at module level
     offline.add_parsers(sub)
     bench.add_parser(sub)
     sub.add_parser("devices", help="list cameras and virtual cameras")
@@ -81,11 +82,11 @@ def live_overrides(args: argparse.Namespace) -> Dict[str, Dict]:
 def cmd_live(args: argparse.Namespace) -> int:
     overrides = live_overrides(args)
     config: Config = load(args.config, overrides)
-    from .pipeline import Pipeline
-    from .runner import run_live
-    from .segment import setup_native_libraries
-    from .sinks import open_sink
-    from .sources import open_source
+    from backdrop.engine.pipeline import Pipeline
+    from backdrop.live.runner import run_live
+    from backdrop.engine.segment import setup_native_libraries
+    from backdrop.io.sinks import open_sink
+    from backdrop.io.sources import open_source
 
     setup_native_libraries()
     stats = run_live(
@@ -103,14 +104,14 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from .doctor import device_lines
+    from backdrop.cli.doctor import device_lines
 
     print("\n".join(device_lines()))
     return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import report, run_checks
+    from backdrop.cli.doctor import report, run_checks
 
     lines, ok = report(run_checks())
     print("\n".join(lines))
@@ -120,7 +121,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from . import bench, offline
+    from backdrop.cli import bench
+    from backdrop.cli import offline
 
     commands = {"live": cmd_live, "devices": cmd_devices, "doctor": cmd_doctor,
                 "bench": bench.cmd_bench, **offline.COMMANDS}

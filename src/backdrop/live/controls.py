@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence
 
-from .config import Config, PipelineConfig, parse_background
+from backdrop.config import Config, PipelineConfig, parse_background
 
 Log = Callable[[str], None]
 KEYS = "q/esc quit, b next background, space effect on/off, m mirror, p privacy"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-from .devices import (LOCAL, Host, describe_formats, find_holders, list_cameras,
+from backdrop.platform.v4l2 import (LOCAL, Host, describe_formats, find_holders, list_cameras,
                       list_formats, list_virtual_cameras, loopback_parameters, parameter_list,
                       truthy)
 
@@ -23,7 +23,7 @@ MODPROBE = 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="ba
 INSTALL = f"sudo apt install v4l2loopback-dkms && {MODPROBE}"
 RELOAD = f"sudo modprobe -r v4l2loopback && {MODPROBE}"
 GROUP_FIX = "sudo usermod -aG video $USER, then log out and back in"
-from .segment import MEDIAPIPE
+from backdrop.engine.segment import MEDIAPIPE
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Check:
 
 
 def _default_display(env: Mapping[str, str]) -> bool:
-    from .sinks import x_display_reachable
+    from backdrop.io.sinks import x_display_reachable
 
     display = env.get("DISPLAY", "")
     return bool(display) and x_display_reachable(display)
@@ -64,7 +64,7 @@ def _version(dist: str) -> Optional[str]:
 
 
 def software_checks() -> List[Check]:
-    from .segment import MODELS
+    from backdrop.engine.segment import MODELS
 
     py = sys.version.split()[0]
     checks = [Check("python", (3, 9) <= sys.version_info[:2] <= (3, 12), py,

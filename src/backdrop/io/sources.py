@@ -16,14 +16,14 @@ from typing import Any, Callable, List, Optional, Protocol, Tuple
 import cv2
 import numpy as np
 
-from .config import SourceConfig
+from backdrop.config import SourceConfig
 # Device scanning lives in devices.py; the other names stay importable from here.
-from .devices import (_V4L2_CAP_FMT, list_cameras, parse_v4l2_capability,  # noqa: F401
+from backdrop.platform.v4l2 import (_V4L2_CAP_FMT, list_cameras, parse_v4l2_capability,  # noqa: F401
                       scan_video_devices)
-from .errors import InputError, SourceError
+from backdrop.errors import InputError, SourceError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-ASTRONAUT = Path(__file__).resolve().parent / "assets" / "astronaut.png"
+ASTRONAUT = Path(__file__).resolve().parents[1] / "assets" / "astronaut.png"
 NO_CAMERA_HINT = "use --source demo to try without a camera, or --camera /dev/videoN"
 
 

@@ -15,8 +15,8 @@ import av
 import cv2
 import numpy as np
 
-from .errors import InputError, SinkError
-from .imageio import is_image_path, read_rgb, write_image
+from backdrop.errors import InputError, SinkError
+from backdrop.io.images import is_image_path, read_rgb, write_image
 
 # Output containers by extension -> (FFmpeg muxer, can carry alpha).
 CONTAINERS = {".mp4": ("mp4", False), ".m4v": ("mp4", False), ".mkv": ("matroska", False),

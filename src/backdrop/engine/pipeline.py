@@ -11,14 +11,14 @@ from typing import Deque, Dict, Iterable, Iterator, List, Optional
 import cv2
 import numpy as np
 
-from . import kernels
-from .background import Background, create_background
-from .config import PipelineConfig, parse_background
-from .refine import GuidedRefiner, MaskSmoother, check_frame
-from .resize import shrink
-from .segment import PoseMasker, Segmenter, create_segmenter
-from .tracking import ChangeGate, CropTracker, person_extent
-from . import tiling
+from backdrop.engine import kernels
+from backdrop.engine.background import Background, create_background
+from backdrop.config import PipelineConfig, parse_background
+from backdrop.engine.refine import GuidedRefiner, MaskSmoother, check_frame
+from backdrop.engine.resize import shrink
+from backdrop.engine.segment import PoseMasker, Segmenter, create_segmenter
+from backdrop.engine.tracking import ChangeGate, CropTracker, person_extent
+from backdrop.engine import tiling
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .errors import InputError, SinkError
+from backdrop.errors import InputError, SinkError
 
 READ_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # Output formats by extension. JPEG is kept for opaque results; it has no alpha channel.

@@ -13,9 +13,9 @@ import signal
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .config import BackgroundSpec
-from .errors import BackdropError, ConfigError, InputError, SinkError
-from .imageio import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
+from backdrop.config import BackgroundSpec
+from backdrop.errors import BackdropError, ConfigError, InputError, SinkError
+from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
 
 # Default output names next to the input: photo.jpg -> photo.cutout.png, photo.mask.png, ...
 SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask"}
@@ -206,8 +206,8 @@ class ImageWorker:
     ~0.5 s; an image costs tens of milliseconds)."""
 
     def __init__(self, settings: ImageSettings):
-        from .config import PipelineConfig
-        from .pipeline import Pipeline
+        from backdrop.config import PipelineConfig
+        from backdrop.engine.pipeline import Pipeline
 
         self.settings = settings
         # A mask needs no compositing: the transparent spec makes the pipeline skip it.
@@ -229,8 +229,8 @@ class ImageWorker:
     def _run(self, task: ImageTask, result: ImageResult) -> None:
         import numpy as np
 
-        from . import cutout
-        from .imageio import read_rgb, write_image
+        from backdrop.offline import cutout
+        from backdrop.io.images import read_rgb, write_image
 
         frame = read_rgb(task.source)
         self.pipeline.reset()           # independent photos: no temporal smoothing across them
@@ -269,7 +269,7 @@ def init_worker(settings: ImageSettings) -> None:
     global _worker, _worker_error
     # Ctrl-C reaches the whole process group; the parent decides, workers finish their image.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .segment import setup_native_libraries
+    from backdrop.engine.segment import setup_native_libraries
 
     setup_native_libraries()
     quiet_warnings()

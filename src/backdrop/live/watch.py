@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
-from .devices import LOCAL, Host, OpenWatch, find_holders, still_holds
+from backdrop.platform.v4l2 import LOCAL, Host, OpenWatch, find_holders, still_holds
 
 Log = Callable[[str], None]
 

@@ -15,7 +15,7 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
-from .tracking import Box, Extent, fit_box
+from backdrop.engine.tracking import Box, Extent, fit_box
 
 
 def grow(extent: Extent, margin: float, width: int, height: int) -> Extent:

@@ -17,14 +17,14 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import placeholder
-from .config import Config
-from .controls import KEYS, Controls
-from .errors import BackdropError
-from .feed import Feed
-from .outputs import Outputs, open_outputs
-from .timing import RateMeter, StageTimes
-from .watch import Clock, FileWatch, ViewerWatch
+from backdrop.live import placeholder
+from backdrop.config import Config
+from backdrop.live.controls import KEYS, Controls
+from backdrop.errors import BackdropError
+from backdrop.live.feed import Feed
+from backdrop.live.outputs import Outputs, open_outputs
+from backdrop.live.timing import RateMeter, StageTimes
+from backdrop.live.watch import Clock, FileWatch, ViewerWatch
 
 Log = Callable[[str], None]
 STALL = 2.0       # seconds without a frame from an open camera: treat it as frozen
@@ -303,7 +303,7 @@ def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
 def _open_outputs(config: Config, source, open_sink: Callable, clock: Clock, log: Log,
                   display_available: Optional[Callable[[], bool]]) -> Outputs:
     if display_available is None:
-        from .sinks import display_available
+        from backdrop.io.sinks import display_available
     w, h, fps, dev = source.width, source.height, source.fps, config.output.vcam_device
 
     def open_one(spec: str):

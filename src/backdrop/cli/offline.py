@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Iterator, Optional
 
-from .cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, log
-from .config import QUALITIES
-from .errors import BackdropError
+from backdrop.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, log
+from backdrop.config import QUALITIES
+from backdrop.errors import BackdropError
 
 IMAGE_HELP = """\
 outputs (default: next to each input):
@@ -134,8 +134,8 @@ def _bar(total: Optional[int], unit: str):
 
 
 def _quiet_engine() -> None:
-    from .imagejob import quiet_warnings
-    from .segment import setup_native_libraries
+    from backdrop.offline.image import quiet_warnings
+    from backdrop.engine.segment import setup_native_libraries
 
     setup_native_libraries()
     quiet_warnings()
@@ -144,8 +144,8 @@ def _quiet_engine() -> None:
 # ------------------------------------------------------------------------------ image
 
 def _plan_images(args: argparse.Namespace):
-    from .config import parse_background
-    from .imagejob import (ImageSettings, choose_format, choose_kind, expand_inputs,
+    from backdrop.config import parse_background
+    from backdrop.offline.image import (ImageSettings, choose_format, choose_kind, expand_inputs,
                            make_folders, output_is_folder, plan_outputs)
 
     spec = parse_background(args.background)
@@ -169,7 +169,7 @@ def _jobs(requested: Optional[int], count: int) -> int:
 
 
 def _local_results(tasks, settings) -> Iterator:
-    from .imagejob import ImageWorker
+    from backdrop.offline.image import ImageWorker
 
     worker = ImageWorker(settings)
     try:
@@ -199,7 +199,7 @@ def _pool_results(tasks, settings, jobs: int) -> Iterator:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from .imagejob import init_worker, run_in_worker
+    from backdrop.offline.image import init_worker, run_in_worker
 
     # spawn, not fork: the parent may already run mediapipe/OpenCV threads (tests, library
     # use), and forking a process with live threads can deadlock the child.
@@ -303,7 +303,7 @@ def _sigterm_as_interrupt():
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from .videojob import plan_video, run_video
+    from backdrop.offline.video import plan_video, run_video
 
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     _quiet_engine()

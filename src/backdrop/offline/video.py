@@ -17,9 +17,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .config import BackgroundSpec, PipelineConfig, parse_background
-from .errors import ConfigError, InputError, SinkError
-from .videoio import CONTAINERS
+from backdrop.config import BackgroundSpec, PipelineConfig, parse_background
+from backdrop.errors import ConfigError, InputError, SinkError
+from backdrop.io.video import CONTAINERS
 
 ALPHA_EXTS = tuple(ext for ext, (_, alpha) in CONTAINERS.items() if alpha)
 
@@ -88,7 +88,7 @@ def _refuse_overwrite(source: str, output: str, to_folder: bool) -> None:
     if not (os.path.isdir(source) and os.path.isdir(output)
             and os.path.samefile(source, output)):
         return
-    from .videoio import FrameFolderReader
+    from backdrop.io.video import FrameFolderReader
 
     for path in FrameFolderReader(source).files:
         if path.lower().endswith(".png"):
@@ -106,8 +106,8 @@ def _render(frame, kind: str) -> np.ndarray:
 
 
 def _open_sink(plan: VideoPlan, reader, stack: contextlib.ExitStack):
-    from .imageio import atomic_path
-    from .videoio import FrameFolderSink, VideoFileSink
+    from backdrop.io.images import atomic_path
+    from backdrop.io.video import FrameFolderSink, VideoFileSink
 
     if plan.to_folder:
         return stack.enter_context(FrameFolderSink(plan.output))
@@ -134,9 +134,9 @@ def run_video(plan: VideoPlan, quality: str, *,
               on_start: Callable[[int], None] = lambda total: None,
               on_frame: Callable[[], None] = lambda: None) -> VideoOutcome:
     """Process every readable frame. Raises InputError when not one frame could be read."""
-    from .pipeline import Pipeline
-    from .stages import Prefetch, WriterThread
-    from .videoio import open_reader
+    from backdrop.engine.pipeline import Pipeline
+    from backdrop.offline.stages import Prefetch, WriterThread
+    from backdrop.io.video import open_reader
 
     started = time.monotonic()
     with contextlib.ExitStack() as stack:

@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-from .config import BackgroundSpec
+from backdrop.config import BackgroundSpec
 
 UNAVAILABLE = "camera unavailable - reconnecting"   # Hershey fonts have no em dash
 PAUSED = "paused: no app is watching"

@@ -14,7 +14,7 @@ from typing import Dict, Protocol, Tuple, Type
 
 import numpy as np
 
-from .errors import ModelError
+from backdrop.errors import ModelError
 
 MEDIAPIPE = "0.10.21"   # the last release whose wheel ships the segmentation models
 

@@ -9,10 +9,10 @@ from typing import Optional, Protocol, Tuple
 import cv2
 import numpy as np
 
-from . import kernels
-from .config import BackgroundSpec, SourceConfig
-from .errors import InputError
-from .resize import shrink
+from backdrop.engine import kernels
+from backdrop.config import BackgroundSpec, SourceConfig
+from backdrop.errors import InputError
+from backdrop.engine.resize import shrink
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 
@@ -99,7 +99,7 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class ImageBackground:
     def __init__(self, *, path: str):
         self.path = path
-        from .imageio import read_rgb
+        from backdrop.io.images import read_rgb
 
         self._image = read_rgb(path)
         self._out: Optional[np.ndarray] = None
@@ -117,7 +117,7 @@ class VideoBackground:
     """A video or animated GIF, looping, advanced by its own frame rate against the output's."""
 
     def __init__(self, *, path: str, fps: float = 30.0):
-        from .sources import open_source  # sources owns cv2.VideoCapture
+        from backdrop.io.sources import open_source  # sources owns cv2.VideoCapture
 
         self.path = path
         self._source = open_source(SourceConfig(source=path, loop=True))

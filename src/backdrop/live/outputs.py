@@ -11,8 +11,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
-from .errors import BackdropError, SinkError, VirtualCameraError
-from .watch import Backoff, Clock
+from backdrop.errors import BackdropError, SinkError, VirtualCameraError
+from backdrop.live.watch import Backoff, Clock
 
 Log = Callable[[str], None]
 HEALTH_INTERVAL = 1.0   # seconds between checks of devices that cannot report write errors

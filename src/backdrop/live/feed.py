@@ -16,8 +16,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import BackdropError
-from .watch import Backoff, Clock
+from backdrop.errors import BackdropError
+from backdrop.live.watch import Backoff, Clock
 
 Log = Callable[[str], None]
 # What a device does when it goes away; anything else is a bug and reaches the caller.

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-from . import kernels
+from backdrop.engine import kernels
 
 
 def check_mask(name: str, mask: np.ndarray, shape: Optional[Tuple[int, int]] = None) -> None:
