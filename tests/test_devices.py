@@ -11,9 +11,7 @@ import pytest
 
 from backdrop.platform import v4l2 as devices
 
-from backdrop.io import sinks
 
-from backdrop.io import sources
 from backdrop.cli.main import main
 from backdrop.platform.v4l2 import Host, OpenWatch, find_holders, list_formats
 from livefakes import build_tree, hold
@@ -28,12 +26,6 @@ def test_scan_tells_loopback_from_camera(tmp_path):
     # about is not taken for a loopback device.
     host = build_tree(tmp_path / "other", loopback=False)
     assert devices.list_virtual_cameras(host) == []
-
-
-def test_names_stay_importable_from_sources_and_sinks():
-    assert sources.scan_video_devices is devices.scan_video_devices
-    assert sources.list_cameras is devices.list_cameras
-    assert sinks.list_virtual_cameras is devices.list_virtual_cameras
 
 
 def fake_ioctl(formats):

@@ -6,7 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from backdrop.io import sinks
+from backdrop.io import vcam
+from backdrop.io.vcam import NO_LOOPBACK
 from backdrop.cli.main import main
 from backdrop.config import Config, OutputConfig, RunnerConfig
 from backdrop.errors import SinkError, SourceError, VirtualCameraError
@@ -187,7 +188,7 @@ def test_when_every_output_failed_for_good_the_run_ends_with_the_error():
 
 def test_vcam_missing_at_start_goes_on_with_the_others_and_is_retried():
     clock, stop = SimClock(), threading.Event()
-    missing = VirtualCameraError(sinks.NO_LOOPBACK)
+    missing = VirtualCameraError(NO_LOOPBACK)
     later = FakeSink("vcam", clock=clock)
     vcam = OpenScript(clock, *[missing] * 7, later)   # the user runs modprobe meanwhile
     null = FakeSink("null", clock=clock, on_send=lambda s: len(s.frames) == 900 and stop.set())
@@ -200,7 +201,7 @@ def test_vcam_missing_at_start_goes_on_with_the_others_and_is_retried():
 
 
 def test_vcam_alone_missing_exits_non_zero_with_the_modprobe_fix(capsys):
-    if sinks.list_virtual_cameras():
+    if vcam.list_virtual_cameras():
         pytest.skip("a v4l2loopback device exists here")
     code = main(["live", "--source", "demo", "--sink", "vcam", "--frames", "3",
                  "--width", "160", "--height", "120"])
@@ -233,7 +234,7 @@ def test_vcam_whose_device_goes_away_is_noticed_and_reopened(tmp_path):
     made = []
 
     def open_vcam(width, height, fps, vcam_device):
-        made.append(sinks.VirtualCameraSink(width=width, height=height, fps=fps,
+        made.append(vcam.VirtualCameraSink(width=width, height=height, fps=fps,
                                             device=str(device), camera_factory=Camera))
         return made[-1]
 
@@ -269,10 +270,10 @@ def test_vcam_whose_device_goes_away_is_noticed_and_reopened(tmp_path):
 ])
 def test_every_vcam_problem_is_one_line_with_its_fix(monkeypatch, error, device, vcams, loaded,
                                                      expect):
-    monkeypatch.setattr(sinks, "list_virtual_cameras", lambda: vcams)
-    monkeypatch.setattr(sinks, "loopback_parameters", lambda: {} if loaded else None)
-    monkeypatch.setattr(sinks.os.path, "exists", lambda p: True)
-    monkeypatch.setattr(sinks.os, "access", lambda p, m: True)
-    message = sinks._vcam_message(error, device)
+    monkeypatch.setattr(vcam, "list_virtual_cameras", lambda: vcams)
+    monkeypatch.setattr(vcam, "loopback_parameters", lambda: {} if loaded else None)
+    monkeypatch.setattr(vcam.os.path, "exists", lambda p: True)
+    monkeypatch.setattr(vcam.os, "access", lambda p, m: True)
+    message = vcam._vcam_message(error, device)
     assert expect in message and "\n" not in message
     assert "Fix:" in message or "close the other program" in message

@@ -7,10 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop.io import sinks
+from backdrop.io import preview, vcam
 from backdrop.errors import SinkError, VirtualCameraError
-from backdrop.io.sinks import (NullSink, PreviewSink, VideoFileSink, VirtualCameraSink,
-                            fit_frame, open_sink)
+from backdrop.io.frames import fit_frame
+from backdrop.io.preview import PreviewSink
+from backdrop.io.sinks import NullSink, VideoFileSink, open_sink
+from backdrop.io.vcam import VirtualCameraSink
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (40, 40, 40), (250, 250, 250)]
 
@@ -146,7 +148,7 @@ def test_open_sink_dispatch(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- virtual camera
 
 needs_no_loopback = pytest.mark.skipif(
-    bool(sinks.list_virtual_cameras()), reason="a v4l2loopback device exists here")
+    bool(vcam.list_virtual_cameras()), reason="a v4l2loopback device exists here")
 
 
 @needs_no_loopback
@@ -180,7 +182,7 @@ def test_real_pyvirtualcam_device_that_is_not_a_camera(tmp_path):
     ("'v4l2loopback' backend: something new\nsecond line", "something"),
 ])
 def test_vcam_messages_are_one_line_with_a_fix(text, expect):
-    message = sinks._vcam_message(text, "/dev/null")
+    message = vcam._vcam_message(text, "/dev/null")
     assert expect in message
     assert "\n" not in message
 
@@ -261,7 +263,7 @@ def test_fit_frame_is_identity_when_size_matches():
 def test_preview_without_display(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert sinks.display_available() is False
+    assert preview.display_available() is False
     with pytest.raises(SinkError, match="no display for the preview window") as info:
         PreviewSink()
     assert "--sink vcam" in str(info.value)
@@ -270,7 +272,7 @@ def test_preview_without_display(monkeypatch):
 def test_preview_with_unreachable_display_does_not_abort(monkeypatch):
     # Qt would abort the process on this DISPLAY; the sink must refuse first.
     monkeypatch.setenv("DISPLAY", ":987")
-    assert sinks.display_available() is False
+    assert preview.display_available() is False
     with pytest.raises(SinkError, match=":987"):
         PreviewSink()
 
@@ -320,7 +322,7 @@ def xvfb(xvfb_display, monkeypatch):
 
 
 def test_preview_under_xvfb(xvfb):
-    assert sinks.display_available()
+    assert preview.display_available()
     sink = PreviewSink(title="backdrop-test")
     assert sink.closed is False
     assert sink.poll_key() is None  # nothing shown yet
@@ -356,10 +358,10 @@ def test_preview_key_names(monkeypatch):
 
 
 def test_x_display_reachable_parses_forms():
-    assert sinks.x_display_reachable("garbage") is False
-    assert sinks.x_display_reachable(":notanumber") is False
+    assert preview.x_display_reachable("garbage") is False
+    assert preview.x_display_reachable(":notanumber") is False
     with socket.socket() as s:  # a closed TCP port on localhost: refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     if port >= 6000:
-        assert sinks.x_display_reachable(f"127.0.0.1:{port - 6000}") is False
+        assert preview.x_display_reachable(f"127.0.0.1:{port - 6000}") is False

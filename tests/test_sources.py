@@ -6,11 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop.io import sources
+from backdrop.io import camera
+from backdrop.platform import v4l2
 from backdrop.config import SourceConfig
 from backdrop.errors import InputError, SourceError
-from backdrop.io.sources import (CameraSource, DemoSource, negotiate_capture, open_camera,
-                              open_source, parse_v4l2_capability)
+from backdrop.io.camera import CameraSource, negotiate_capture, open_camera
+from backdrop.io.sources import DemoSource, open_source
+from backdrop.platform.v4l2 import parse_v4l2_capability
 
 W, H, N = 160, 120, 20
 RED_BGR = (0, 0, 255)
@@ -333,8 +335,8 @@ def test_named_camera_missing():
 
 
 def test_camera_index_maps_to_device_path():
-    assert sources._camera_target("2") == (2, "/dev/video2")
-    assert sources._camera_target("/dev/video5") == ("/dev/video5", "/dev/video5")
+    assert camera._camera_target("2") == (2, "/dev/video2")
+    assert camera._camera_target("/dev/video5") == ("/dev/video5", "/dev/video5")
 
 
 @pytest.mark.skipif(bool(glob.glob("/dev/video*")), reason="a video device exists here")
@@ -343,11 +345,11 @@ def test_auto_camera_without_cameras_suggests_demo():
         open_source(cfg(camera="auto"))
     assert "--source demo" in str(info.value)
     assert "--camera /dev/videoN" in str(info.value)
-    assert sources.list_cameras() == []
+    assert camera.list_cameras() == []
 
 
 def test_auto_camera_skips_devices_that_fail(monkeypatch):
-    monkeypatch.setattr(sources, "list_cameras", lambda: [
+    monkeypatch.setattr(camera, "list_cameras", lambda: [
         {"path": "/dev/null", "name": "dead", "driver": ""},
         {"path": "/dev/zero", "name": "good", "driver": ""}])
     caps = {"/dev/null": FakeCapture(opened=False), "/dev/zero": FakeCapture()}
@@ -358,12 +360,12 @@ def test_auto_camera_skips_devices_that_fail(monkeypatch):
 
 
 def test_parse_v4l2_capability():
-    raw = struct.pack(sources._V4L2_CAP_FMT, b"v4l2 loopback", b"backdrop", b"platform:v4l2",
+    raw = struct.pack(v4l2._V4L2_CAP_FMT, b"v4l2 loopback", b"backdrop", b"platform:v4l2",
                       1, 0x85200003, 0x05200002)
     caps = parse_v4l2_capability(raw)
     assert caps == {"driver": "v4l2 loopback", "card": "backdrop", "capture": False,
                     "output": True}
-    raw = struct.pack(sources._V4L2_CAP_FMT, b"uvcvideo", b"Webcam", b"usb-1", 1,
+    raw = struct.pack(v4l2._V4L2_CAP_FMT, b"uvcvideo", b"Webcam", b"usb-1", 1,
                       0x84A00001, 0x04200001)
     assert parse_v4l2_capability(raw)["capture"] is True
 
@@ -375,7 +377,7 @@ def test_scan_reads_names_from_sysfs(tmp_path):
         (dev / f"video{n}").write_bytes(b"")
         (sysfs / f"video{n}").mkdir(parents=True)
         (sysfs / f"video{n}" / "name").write_text(name + "\n")
-    found = sources.scan_video_devices(str(dev / "video*"), str(sysfs))
+    found = v4l2.scan_video_devices(str(dev / "video*"), str(sysfs))
     assert [d["path"][-7:] for d in found] == ["/video2", "video10"]  # numeric order
     assert [d["name"] for d in found] == ["USB Camera", "Dummy loopback"]
     assert [d["loopback"] for d in found] == [False, True]

@@ -36,7 +36,7 @@ class Check:
 
 
 def _default_display(env: Mapping[str, str]) -> bool:
-    from backdrop.io.sinks import x_display_reachable
+    from backdrop.io.preview import x_display_reachable
 
     display = env.get("DISPLAY", "")
     return bool(display) and x_display_reachable(display)

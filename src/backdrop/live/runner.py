@@ -303,7 +303,7 @@ def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
 def _open_outputs(config: Config, source, open_sink: Callable, clock: Clock, log: Log,
                   display_available: Optional[Callable[[], bool]]) -> Outputs:
     if display_available is None:
-        from backdrop.io.sinks import display_available
+        from backdrop.io.preview import display_available
     w, h, fps, dev = source.width, source.height, source.fps, config.output.vcam_device
 
     def open_one(spec: str):
