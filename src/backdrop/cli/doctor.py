@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
+from backdrop.engine.segment import MEDIAPIPE
 from backdrop.platform.v4l2 import (LOCAL, Host, describe_formats, find_holders, list_cameras,
                       list_formats, list_virtual_cameras, loopback_parameters, parameter_list,
                       truthy)
@@ -23,7 +24,6 @@ MODPROBE = 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="ba
 INSTALL = f"sudo apt install v4l2loopback-dkms && {MODPROBE}"
 RELOAD = f"sudo modprobe -r v4l2loopback && {MODPROBE}"
 GROUP_FIX = "sudo usermod -aG video $USER, then log out and back in"
-from backdrop.engine.segment import MEDIAPIPE
 
 
 @dataclass

@@ -28,7 +28,8 @@ outputs (default: next to each input):
   -o FILE for one input; -o DIR/ for several (created if missing; same stems, and
   subfolders mirrored with -r). Inputs are never overwritten; files appear complete or not
   at all. Folder scans skip earlier outputs (*.cutout.*, *.mask.*, *.composite.*, *.check.*).
-  Fully transparent pixels are stored black: the removed background is not kept in the file. Exit status: 0 all written, 1 some inputs failed, 2 usage error, 130 interrupted.
+  Fully transparent pixels are stored black: the removed background is not kept in the file.
+  Exit status: 0 all written, 1 some inputs failed, 2 usage error, 130 interrupted.
 
 examples:
   backdrop image photo.jpg

@@ -86,7 +86,8 @@ def _expand_one(arg: str, recursive: bool) -> List[ImageInput]:
         return [ImageInput(arg, os.path.basename(arg))]
     if glob.has_magic(arg):     # quoted patterns, and shells that do not expand them
         matches = sorted(glob.glob(arg, recursive=recursive))
-        files = [m for m in matches if os.path.isfile(m) and is_image_path(m) and not _ours(os.path.basename(m))]
+        files = [m for m in matches
+                 if os.path.isfile(m) and is_image_path(m) and not _ours(os.path.basename(m))]
         if not files:
             raise InputError(f"pattern '{arg}' matches no images")
         return [ImageInput(m, os.path.basename(m)) for m in files]
