@@ -65,11 +65,12 @@ def test_missing_config_file(tmp_path):
 
 
 def test_default_toml_documents_every_setting():
-    """config/default.toml must load, equal the defaults, and mention every field."""
+    """The shipped default.toml must load, equal the defaults, and mention every field."""
     import dataclasses
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "config" / "default.toml"
+    from backdrop.config import DEFAULT_FILE
+
+    path = DEFAULT_FILE
     assert load(path) == Config()
     text = path.read_text()
     for section in dataclasses.fields(Config):
@@ -77,3 +78,60 @@ def test_default_toml_documents_every_setting():
         for f in dataclasses.fields(section.type if not isinstance(section.type, str)
                                     else type(getattr(Config(), section.name))):
             assert f"\n{f.name} =" in text, f"{section.name}.{f.name} not documented"
+
+
+def test_backdrop_config_prints_the_shipped_defaults(tmp_path, capsys):
+    from backdrop.cli import main
+    from backdrop.config import DEFAULT_FILE
+
+    assert main(["config"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == DEFAULT_FILE.read_text(encoding="utf-8")
+    saved = tmp_path / "my.toml"
+    saved.write_text(printed, encoding="utf-8")
+    assert load(saved) == Config()
+
+
+def test_the_repository_copy_is_the_shipped_file():
+    from pathlib import Path
+
+    from backdrop.config import DEFAULT_FILE
+
+    repo_copy = Path(__file__).resolve().parents[1] / "config" / "default.toml"
+    assert repo_copy.read_text() == DEFAULT_FILE.read_text()
+
+
+def test_relative_paths_in_a_config_file_are_beside_that_file(tmp_path, monkeypatch):
+    """A config in ~/cfg/ naming "bg.png" means ~/cfg/bg.png, whatever the working folder."""
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "cfg"
+    (folder / "clips").mkdir(parents=True)
+    cv2.imwrite(str(folder / "bg.png"), np.zeros((8, 8, 3), np.uint8))
+    (folder / "clips" / "talk.mp4").write_bytes(b"")
+    (folder / "live.toml").write_text(
+        '[source]\nsource = "clips/talk.mp4"\n'
+        '[pipeline]\nbackground = "bg.png"\n'
+        '[output]\nsinks = ["vcam", "out/rec.mp4"]\nbackgrounds = ["blur", "bg.png", "green"]\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load(folder / "live.toml")
+    assert config.source.source == str(folder / "clips" / "talk.mp4")
+    assert config.pipeline.background.path == str(folder / "bg.png")
+    assert config.output.sinks == ("vcam", str(folder / "out" / "rec.mp4"))
+    assert config.output.backgrounds == ("blur", str(folder / "bg.png"), "green")
+
+
+def test_command_line_paths_stay_relative_to_the_working_folder(tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "live.toml").write_text('[source]\nsource = "demo"\n')
+    cv2.imwrite(str(tmp_path / "here.png"), np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    config = load(tmp_path / "cfg" / "live.toml", {"pipeline": {"background": "here.png"}})
+    assert config.source.source == "demo"
+    assert config.pipeline.background.path == "here.png"

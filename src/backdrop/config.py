@@ -209,13 +209,53 @@ def load(path: Optional[os.PathLike] = None, overrides: Optional[Mapping] = None
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"config file {p} not found; see config/default.toml") from None
+            raise ConfigError(f"config file {p} not found; `backdrop config > {p}` writes one with"
+                              " every setting") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"config file {p} cannot be read: {e}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {p} is not valid TOML: {e}") from e
-        config = merge(config, data)
+        config = merge(config, resolve_paths(data, p.resolve().parent))
     return merge(config, overrides or {})
+
+
+DEFAULT_FILE = Path(__file__).resolve().parent / "default.toml"
+_NOT_PATHS = {"", "auto", "demo", "vcam", "preview", "null"}
+
+
+def _relative_to(folder: Path, value: Any, *, kind: str) -> Any:
+    """A relative file path in a config file means: beside that file, not the working folder.
+    kind: "path"; "background" (a SPEC that may be a file); "sink" (a file has an extension)."""
+    if not isinstance(value, str) or value.strip().lower() in _NOT_PATHS:
+        return value
+    if kind == "sink" and not Path(value).suffix:
+        return value
+    if kind == "background":
+        low = value.strip().lower()
+        if low in ("none", "off", "transparent") or low.startswith("blur") \
+                or parse_colour(value) is not None or value.strip().startswith("#"):
+            return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str(folder / path)
+
+
+def resolve_paths(data: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
+    """Copy of a config file's tables with its relative paths made relative to `folder`
+    ([source] source, [pipeline] background, [output] sinks and backgrounds)."""
+    out = {name: dict(values) if isinstance(values, Mapping) else values
+           for name, values in data.items()}
+    edits = (("source", "source", "path"), ("pipeline", "background", "background"),
+             ("output", "sinks", "sink"), ("output", "backgrounds", "background"))
+    for section, key, kind in edits:
+        table = out.get(section)
+        if not isinstance(table, dict) or key not in table:
+            continue
+        value = table[key]
+        if isinstance(value, list):
+            table[key] = [_relative_to(folder, v, kind=kind) for v in value]
+        else:
+            table[key] = _relative_to(folder, value, kind=kind)
+    return out
 
 
 def _choice(where: str, value: str, allowed: Tuple[str, ...]) -> None:

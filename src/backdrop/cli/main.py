@@ -46,8 +46,8 @@ def _live_parser(sub) -> None:
     p.add_argument("--privacy", choices=("off", "freeze", "blank"),
                    help="start with the picture frozen or blanked ('p' in the preview toggles)")
     p.add_argument("--frames", type=int, help="stop after N frames sent")
-    p.add_argument("--config", help="a TOML file (see config/default.toml); edits of it apply"
-                   " while live runs, as does SIGHUP")
+    p.add_argument("--config", help="a TOML file (`backdrop config > my.toml` writes one with every"
+                   " setting); edits of it apply while live runs, as does SIGHUP")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     sub.add_parser("devices", help="list cameras and virtual cameras")
     sub.add_parser("doctor", help="check that live will work here, and say how to fix it")
+    sub.add_parser("config", help="print every setting with its default, as a TOML file for"
+                   " --config (backdrop config > my.toml)")
     return parser
 
 
@@ -118,6 +120,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from backdrop.config import DEFAULT_FILE
+
+    sys.stdout.write(DEFAULT_FILE.read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -125,6 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from backdrop.cli import offline
 
     commands = {"live": cmd_live, "devices": cmd_devices, "doctor": cmd_doctor,
+                "config": cmd_config,
                 "bench": bench.cmd_bench, **offline.COMMANDS}
     try:
         return commands[args.command](args)
