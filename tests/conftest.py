@@ -35,3 +35,15 @@ def eval_photos():
         mask = cv2.imread(str(photos / "masks" / f"{s}.png"), cv2.IMREAD_GRAYSCALE)
         out.append((s, img, mask))
     return out
+
+
+@pytest.fixture(scope="session")
+def eval_objects():
+    """A few real photos of objects and animals with masks (ECSSD, ../shared; skip when absent)."""
+    objects = EVALDATA / "objects"
+    if not (objects / "images").is_dir():
+        pytest.skip("../shared/evaldata/objects is not present")
+    stems = sorted(p.stem for p in (objects / "images").glob("*.jpg"))[:8]
+    return [(s, read_rgb(objects / "images" / f"{s}.jpg"),
+             cv2.imread(str(objects / "masks" / f"{s}.png"), cv2.IMREAD_GRAYSCALE))
+            for s in stems]
