@@ -287,8 +287,20 @@ def test_frame_folder_errors_are_the_same_in_both_modes(tmp_path):
         open_source(SourceConfig(source=str(broken)))   # backdrop video: test_offline_video
 
 
-def test_video_background_loops_a_webm(tmp_path):
-    clip = make_clip(tmp_path / "bg.webm", COLOURS[:2], fps=30)
+def make_gif(path, colours, fps=30, size=(96, 64)):
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("gif", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = *size, "rgb8"
+        for c in colours:
+            frame = av.VideoFrame.from_ndarray(flat(c, *size), format="rgb24")
+            out.mux(stream.encode(frame.reformat(format="rgb8")))
+        out.mux(stream.encode(None))
+    return str(path)
+
+
+@pytest.mark.parametrize("make", [make_clip, make_gif], ids=["webm", "gif"])
+def test_video_background_loops(tmp_path, make):
+    clip = make(tmp_path / ("bg.webm" if make is make_clip else "bg.gif"), COLOURS[:2], fps=30)
     background = create_background(BackgroundSpec("file", path=clip), fps=30)
     assert isinstance(background, VideoBackground)
     frame = np.zeros((32, 48, 3), np.uint8)

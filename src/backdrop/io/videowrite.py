@@ -126,7 +126,8 @@ class VideoFileSink(Closing):
             self.abort()
             raise
         size = f" {self.size[0]}x{self.size[1]}" if self.size else ""
-        self.name = f"video file {self.path}{size} {float(self.fps):g}fps"
+        codec = f" {self.video.codec_context.name}" if self.video is not None else ""
+        self.name = f"video file {self.path}{size} {float(self.fps):g}fps{codec}"
 
     # -- setup at the first frame ------------------------------------------------------
     def _open_streams(self, width: int, height: int) -> None:
