@@ -159,6 +159,25 @@ def test_folder_of_frames_keeps_the_stems(tmp_path):
     assert mask.shape == (H, W) and mask.dtype == np.uint8
 
 
+def test_folder_hidden_files_skipped_and_nothing_decodable(tmp_path, capsys):
+    src = tmp_path / "frames"
+    src.mkdir()
+    for name, frame in zip(["b", ".a"], _frames(2)):      # .a.jpg is hidden: not a frame
+        cv2.imwrite(str(src / f"{name}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    (src / "c.png").write_bytes(b"\x89PNG garbage")
+    out = tmp_path / "out"
+    assert main(["video", str(src), "-o", f"{out}/", "--background", "blur"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["b.png"]
+    assert "1 of 2 frames could not be read" in capsys.readouterr().err
+
+    (src / "b.jpg").write_bytes(b"not a jpeg")
+    assert main(["video", str(src), "-o", str(tmp_path / "none.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "no frame of" in err and "2 of 2 frames could not be read" in err
+    assert "check its images" in err and "Traceback" not in err
+    _no_leftovers(tmp_path)
+
+
 def test_video_to_numbered_frames_composited(clip, tmp_path):
     out = tmp_path / "green"
     assert main(["video", str(clip), "-o", f"{out}/", "--background", "#00ff00"]) == 0

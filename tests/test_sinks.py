@@ -11,8 +11,9 @@ from backdrop.io import preview, vcam
 from backdrop.errors import SinkError, VirtualCameraError
 from backdrop.io.frames import fit_frame
 from backdrop.io.preview import PreviewSink
-from backdrop.io.sinks import NullSink, VideoFileSink, open_sink
+from backdrop.io.sinks import NullSink, open_sink
 from backdrop.io.vcam import VirtualCameraSink
+from backdrop.io.videowrite import VideoFileSink
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (40, 40, 40), (250, 250, 250)]
 
@@ -21,103 +22,6 @@ def rgb(colour, w=160, h=120):
     frame = np.empty((h, w, 3), np.uint8)
     frame[:] = colour
     return frame
-
-
-def read_all(path):
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened()
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames
-
-
-def leftovers(folder):
-    return sorted(n for n in os.listdir(folder) if "partial" in n)
-
-
-# ---------------------------------------------------------------------------- video files
-
-@pytest.mark.parametrize("ext", [".mp4", ".avi", ".mkv"])
-def test_video_file_round_trip(tmp_path, ext):
-    target = tmp_path / f"out{ext}"
-    with VideoFileSink(path=str(target), width=160, height=120, fps=25) as sink:
-        for c in COLOURS:
-            sink.send(rgb(c))
-        assert not target.exists()  # only appears once complete
-        assert sink.frames == len(COLOURS)
-    frames = read_all(target)
-    assert len(frames) == len(COLOURS)
-    for frame, c in zip(frames, COLOURS):
-        assert frame.shape == (120, 160, 3)
-        # Lossy codecs: the centre of a flat frame stays close; channel order must hold.
-        assert np.abs(frame[60, 80].astype(int) - c).max() < 30, (frame[60, 80], c)
-    assert leftovers(tmp_path) == []
-
-
-def test_video_file_resizes_and_evens_frames(tmp_path):
-    target = tmp_path / "odd.mp4"
-    with VideoFileSink(path=str(target), width=161, height=121, fps=10) as sink:
-        assert (sink.width, sink.height) == (160, 120)
-        assert "160x120" in sink.name
-        sink.send(rgb(COLOURS[0], 161, 121))  # odd pixel cropped
-        sink.send(rgb(COLOURS[1], 320, 240))  # another size: resized
-    frames = read_all(target)
-    assert [f.shape for f in frames] == [(120, 160, 3)] * 2
-
-
-def test_video_file_with_no_frames_leaves_target_untouched(tmp_path):
-    target = tmp_path / "keep.mp4"
-    target.write_bytes(b"precious")
-    sink = VideoFileSink(path=str(target), width=64, height=64, fps=10)
-    sink.close()
-    sink.close()  # idempotent
-    assert target.read_bytes() == b"precious"
-    assert leftovers(tmp_path) == []
-
-
-def test_video_file_error_inside_with_leaves_target_untouched(tmp_path):
-    target = tmp_path / "keep.mp4"
-    target.write_bytes(b"precious")
-    with pytest.raises(RuntimeError):
-        with VideoFileSink(path=str(target), width=64, height=64, fps=10) as sink:
-            sink.send(rgb(COLOURS[0], 64, 64))
-            raise RuntimeError("pipeline blew up")
-    assert target.read_bytes() == b"precious"
-    assert leftovers(tmp_path) == []
-
-
-def test_video_file_replaces_target_when_complete(tmp_path):
-    target = tmp_path / "old.avi"
-    target.write_bytes(b"old")
-    with VideoFileSink(path=str(target), width=64, height=64, fps=10) as sink:
-        sink.send(rgb(COLOURS[2], 64, 64))
-    assert len(read_all(target)) == 1
-
-
-def test_video_file_rejects_unknown_extension(tmp_path):
-    with pytest.raises(SinkError, match=r"\.mp4.*\.avi.*\.mkv") as info:
-        VideoFileSink(path=str(tmp_path / "out.gif"), width=64, height=64, fps=10)
-    assert "out.gif" in str(info.value)
-    assert os.listdir(tmp_path) == []
-
-
-def test_video_file_missing_folder(tmp_path):
-    with pytest.raises(SinkError, match="does not exist"):
-        VideoFileSink(path=str(tmp_path / "no" / "out.mp4"), width=64, height=64, fps=10)
-
-
-def test_video_file_send_after_close_and_bad_frames(tmp_path):
-    sink = VideoFileSink(path=str(tmp_path / "x.mp4"), width=64, height=64, fps=10)
-    with pytest.raises(TypeError, match="uint8"):
-        sink.send(np.zeros((64, 64, 3), np.float32))
-    sink.close()
-    with pytest.raises(SinkError, match="closed"):
-        sink.send(rgb(COLOURS[0], 64, 64))
 
 
 # ---------------------------------------------------------------------------- null / dispatch

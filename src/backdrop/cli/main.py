@@ -29,7 +29,8 @@ def _live_parser(sub) -> None:
     p.add_argument("--background", help="blur[:STRENGTH], none, a colour (#00ff00, green), "
                    "or an image/video/GIF path (default: blur)")
     p.add_argument("--sink", action="append", metavar="SINK",
-                   help="vcam, preview, null or an output file; repeat for several "
+                   help="vcam, preview, null or a video file (.mp4 .mov .mkv .avi: H.264; "
+                   ".webm: VP9, about 4x the CPU); repeat for several "
                    "(default: vcam, plus preview when a display exists)")
     p.add_argument("--vcam-device", "--camera-out", dest="vcam_device", metavar="DEV",
                    help="the v4l2loopback device to write to (default: the first one)")

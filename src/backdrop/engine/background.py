@@ -10,11 +10,10 @@ import cv2
 import numpy as np
 
 from backdrop.engine import kernels
-from backdrop.config import BackgroundSpec, SourceConfig
+from backdrop.config import BackgroundSpec
 from backdrop.errors import InputError
 from backdrop.engine.resize import shrink
-
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
+from backdrop.io.images import is_image_path, read_rgb
 
 
 class Background(Protocol):
@@ -99,8 +98,6 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class ImageBackground:
     def __init__(self, *, path: str):
         self.path = path
-        from backdrop.io.images import read_rgb
-
         self._image = read_rgb(path)
         self._out: Optional[np.ndarray] = None
 
@@ -117,10 +114,10 @@ class VideoBackground:
     """A video or animated GIF, looping, advanced by its own frame rate against the output's."""
 
     def __init__(self, *, path: str, fps: float = 30.0):
-        from backdrop.io.sources import open_source  # sources owns cv2.VideoCapture
+        from backdrop.io.sources import FileSource   # PyAV, through io/video.py
 
         self.path = path
-        self._source = open_source(SourceConfig(source=path, loop=True))
+        self._source = FileSource(path=path, loop=True, fps=fps)
         self._step = (self._source.fps or fps) / fps
         self._due = 0.0
         self._raw = self._next_raw()
@@ -155,7 +152,7 @@ def create_background(spec: BackgroundSpec, *, fps: float = 30.0) -> Optional[Ba
     if spec.kind == "colour":
         return ColourBackground(colour=spec.colour)
     if spec.kind == "file":
-        if spec.path.lower().endswith(VIDEO_EXTS):
-            return VideoBackground(path=spec.path, fps=fps)
-        return ImageBackground(path=spec.path)
+        if is_image_path(spec.path):
+            return ImageBackground(path=spec.path)
+        return VideoBackground(path=spec.path, fps=fps)   # a video or GIF: anything FFmpeg reads
     return None

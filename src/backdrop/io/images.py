@@ -26,7 +26,8 @@ _ENCODE_PARAMS = {
     "webp": [cv2.IMWRITE_WEBP_QUALITY, 101],    # above 100 selects lossless WebP
     "jpg": [cv2.IMWRITE_JPEG_QUALITY, 95],
 }
-_READ_HINT = "use PNG, JPEG, WebP, BMP or TIFF"
+IMAGE_KINDS = "PNG, JPEG, WebP, BMP or TIFF"     # what READ_EXTENSIONS are, for messages
+_READ_HINT = f"use {IMAGE_KINDS}"
 
 
 def is_image_path(path: str) -> bool:
@@ -91,19 +92,44 @@ def _temp_near(path: str, suffix: str = ".part") -> tuple:
                         " exists and is writable") from e
 
 
+class AtomicFile:
+    """A hidden temp file beside `path` that becomes `path` on commit() (an atomic rename)
+    or disappears on discard(): a reader sees the finished file or nothing, never a part."""
+
+    def __init__(self, path: str, suffix: str = ".part"):
+        self.path = path
+        fd, self.tmp = _temp_near(path, suffix)
+        os.close(fd)
+        self._open = True
+
+    def commit(self) -> None:
+        if not self._open:
+            return
+        try:
+            os.chmod(self.tmp, _file_mode())
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self._open = False
+
+    def discard(self) -> None:
+        if self._open:
+            self._open = False
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = ".part") -> Iterator[str]:
     """Yield a temp path next to `path`; on success it is renamed over `path`, on any
     error or Ctrl-C it is deleted. Either the finished file appears, or nothing does."""
-    fd, tmp = _temp_near(path, suffix)
-    os.close(fd)
+    target = AtomicFile(path, suffix)
     try:
-        yield tmp
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
+        yield target.tmp
+        target.commit()
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        target.discard()
         raise
 
 

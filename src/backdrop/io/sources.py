@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, List, Optional, Protocol
+from typing import Optional, Protocol
 
 import cv2
 import numpy as np
@@ -19,8 +19,9 @@ from backdrop.config import SourceConfig
 from backdrop.errors import InputError
 from backdrop.io.camera import open_camera
 from backdrop.io.frames import Closing, fit_frame, to_rgb
+from backdrop.io.images import is_image_path, read_rgb
+from backdrop.io.video import nothing_decoded, open_reader
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 ASTRONAUT = Path(__file__).resolve().parents[1] / "assets" / "astronaut.png"
 
 
@@ -38,78 +39,65 @@ class Source(Protocol):
 
 # ---------------------------------------------------------------------------- files
 
-def _unreadable(kind: str, path: str) -> InputError:
-    if kind == "video":
-        fix = f"re-encode it, e.g. ffmpeg -i '{path}' fixed.mp4"
-    else:
-        fix = "convert it to jpg, png, webp, bmp or tif"
-    return InputError(f"{kind} '{path}' cannot be decoded (corrupt or unsupported format); {fix}")
-
-
-def _file_fps(value: float, fallback: float) -> float:
-    return float(value) if value and math.isfinite(value) and 0 < value <= 1000 else float(fallback)
-
-
-class VideoFileSource(Closing):
-    """A video file, optionally looping; the runner paces it at `fps`."""
+class FileSource(Closing):
+    """A video file or a folder of frames, played once or looping, read through io/video.py
+    (the reader `backdrop video` uses). Frames keep the first frame's size; the runner paces
+    them at `fps` (the file's own rate, else the configured one). A truncated or damaged
+    video ends where it stops decoding; looping starts it over."""
 
     realtime = False
 
-    def __init__(self, *, path: str, loop: bool, fallback_fps: float) -> None:
-        self.path, self.loop = str(path), loop
-        self._cap = None
-        self._cap = self._open()
-        ok, frame = self._cap.read()
-        if not ok or frame is None:
+    def __init__(self, *, path: str, loop: bool, fps: float) -> None:
+        self.path, self.loop, self._fps = str(path), loop, fps
+        self._reader = None
+        self._open()
+        first = self._next()
+        if first is None:
+            error = nothing_decoded(self._reader)
             self.close()
-            raise _unreadable("video", self.path)
-        self._pending: Optional[np.ndarray] = frame
-        self.height, self.width = int(frame.shape[0]), int(frame.shape[1])
-        self.fps = _file_fps(self._cap.get(cv2.CAP_PROP_FPS), fallback_fps)
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count: Optional[int] = count if count > 0 else None
-        self._ended = False
-        self.name = (f"video {self.path} {self.width}x{self.height} {self.fps:g}fps"
+            raise error
+        self._pending: Optional[np.ndarray] = first
+        self.height, self.width = first.shape[:2]
+        self.fps = float(self._reader.fps)
+        self.frame_count: Optional[int] = self._reader.expected or None
+        self.name = (f"{self._reader.label} {self.width}x{self.height} {self.fps:g}fps"
                      f"{' (looping)' if loop else ''}")
 
-    def _open(self) -> Any:
-        cap = cv2.VideoCapture(self.path)
-        if not cap.isOpened():
-            cap.release()
-            raise _unreadable("video", self.path)
-        return cap
+    def _open(self) -> None:
+        self._reader = open_reader(self.path, self._fps)
+        self._frames = self._reader.frames()
+        self.last_name: Optional[str] = None   # the name (file stem) of the last frame read
 
-    def _rewind(self) -> Optional[np.ndarray]:
-        """Back to the first frame; reopen when the container refuses to seek."""
-        if self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
-            ok, frame = self._cap.read()
-            if ok and frame is not None:
-                return frame
-        self._cap.release()
-        self._cap = self._open()
-        ok, frame = self._cap.read()
-        if not ok or frame is None:
-            raise _unreadable("video", self.path)
-        return frame
+    def _next(self) -> Optional[np.ndarray]:
+        item = next(self._frames, None)
+        if item is None:
+            return None
+        self.last_name = item[2]
+        return item[0]
 
     def read(self) -> Optional[np.ndarray]:
-        if self._ended or self._cap is None:
+        if self._reader is None:
             return None
         frame, self._pending = self._pending, None
         if frame is None:
-            ok, frame = self._cap.read()
-            # A truncated file also ends here: for a one-shot source that is the end of stream.
-            if not ok or frame is None:
-                if not self.loop:
-                    self._ended = True
-                    return None
-                frame = self._rewind()
-        return fit_frame(to_rgb(frame), self.width, self.height)
+            frame = self._next()
+        if frame is None and self.loop:
+            # Opening again is the one rewind that works for every container and for a file
+            # cut short; measured here it costs about what seeking back does (most of it is
+            # decoding up to the first frame, which both must do).
+            self._reader.close()
+            self._open()
+            frame = self._next()
+            if frame is None:
+                raise nothing_decoded(self._reader)
+        if frame is None:
+            return None
+        return fit_frame(frame, self.width, self.height)
 
     def close(self) -> None:
-        cap, self._cap = self._cap, None
-        if cap is not None:
-            cap.release()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
 
 class ImageSource(Closing):
@@ -119,10 +107,7 @@ class ImageSource(Closing):
 
     def __init__(self, *, path: str, fps: float) -> None:
         self.path = str(path)
-        bgr = cv2.imread(self.path, cv2.IMREAD_COLOR)  # applies EXIF orientation
-        if bgr is None:
-            raise _unreadable("image", self.path)
-        self._frame = to_rgb(bgr)
+        self._frame = read_rgb(self.path)   # EXIF orientation applied
         self._frame.flags.writeable = False
         self.height, self.width = self._frame.shape[:2]
         self.fps = float(fps)
@@ -131,66 +116,6 @@ class ImageSource(Closing):
 
     def read(self) -> Optional[np.ndarray]:
         return self._frame
-
-
-def list_frame_files(folder: str) -> List[str]:
-    """Image files in a folder, sorted by name (the order of a frame sequence)."""
-    with os.scandir(folder) as it:
-        names = [e.name for e in it
-                 if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS]
-    return [os.path.join(folder, n) for n in sorted(names)]
-
-
-class FrameFolderSource(Closing):
-    """A folder of frames played in name order; an unreadable frame is skipped."""
-
-    realtime = False
-
-    def __init__(self, *, folder: str, loop: bool, fps: float) -> None:
-        self.folder, self.loop, self.fps = str(folder), loop, float(fps)
-        self.files = list_frame_files(self.folder)
-        if not self.files:
-            raise InputError(f"folder '{self.folder}' has no frames; put images"
-                             f" ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) in it")
-        self.frame_count: Optional[int] = len(self.files)
-        self._next = 0
-        self.last_path: Optional[str] = None  # file of the frame read() returned last
-        first = self._read_next(stop_at_end=True)
-        if first is None:
-            raise InputError(f"folder '{self.folder}': none of its {len(self.files)} images"
-                             f" can be decoded; check the files")
-        self.height, self.width = first.shape[:2]
-        self._pending: Optional[np.ndarray] = first
-        self.name = (f"frames {self.folder} ({len(self.files)} files)"
-                     f" {self.width}x{self.height} {self.fps:g}fps")
-
-    def _read_next(self, stop_at_end: bool) -> Optional[np.ndarray]:
-        """Decode the next readable file; None at the end (or when nothing is readable)."""
-        misses = 0
-        while misses < len(self.files):
-            if self._next >= len(self.files):
-                if stop_at_end:
-                    return None
-                self._next = 0
-            path = self.files[self._next]
-            self._next += 1
-            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-            if bgr is not None:
-                self.last_path = path
-                return to_rgb(bgr)
-            misses += 1
-        return None
-
-    def read(self) -> Optional[np.ndarray]:
-        frame, self._pending = self._pending, None
-        if frame is None:
-            frame = self._read_next(stop_at_end=not self.loop)
-            if frame is None and self.loop:
-                raise InputError(f"folder '{self.folder}': its images can no longer be"
-                                 f" decoded; check the files")
-        if frame is None:
-            return None
-        return fit_frame(frame, self.width, self.height)
 
 
 # ---------------------------------------------------------------------------- demo
@@ -264,10 +189,8 @@ def open_source(cfg: SourceConfig) -> Source:
     if not os.path.exists(path):
         raise InputError(f"source '{spec}' not found; give a video, an image, a folder of"
                          f" frames, or 'demo'")
-    if os.path.isdir(path):
-        return FrameFolderSource(folder=path, loop=cfg.loop, fps=cfg.fps)
     if not os.access(path, os.R_OK):
         raise InputError(f"source '{spec}' cannot be read: no permission; check its mode")
-    if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
+    if not os.path.isdir(path) and is_image_path(path):
         return ImageSource(path=path, fps=cfg.fps)
-    return VideoFileSource(path=path, loop=cfg.loop, fallback_fps=cfg.fps)
+    return FileSource(path=path, loop=cfg.loop, fps=cfg.fps)

@@ -19,9 +19,7 @@ import numpy as np
 
 from backdrop.config import BackgroundSpec, PipelineConfig, parse_background
 from backdrop.errors import ConfigError, InputError, SinkError
-from backdrop.io.video import CONTAINERS
-
-ALPHA_EXTS = tuple(ext for ext, (_, alpha) in CONTAINERS.items() if alpha)
+from backdrop.io.videowrite import ALPHA_EXTENSIONS, CONTAINERS
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def output_is_folder(output: str) -> bool:
 
 def default_background(to_folder: bool, ext: str) -> str:
     """Transparent where the output can hold alpha (PNG frames, WebM, MOV), blur elsewhere."""
-    return "transparent" if to_folder or ext in ALPHA_EXTS else "blur"
+    return "transparent" if to_folder or ext in ALPHA_EXTENSIONS else "blur"
 
 
 def plan_video(source: str, output: str, background: Optional[str], mask: bool,
@@ -60,18 +58,18 @@ def plan_video(source: str, output: str, background: Optional[str], mask: bool,
     to_folder = output_is_folder(output)
     ext = "" if to_folder else os.path.splitext(output)[1].lower()
     if not to_folder and ext not in CONTAINERS:
-        raise ConfigError(f"cannot write '{ext}' video: use .mp4, .mov, .mkv, .webm or .avi,"
+        raise ConfigError(f"cannot write '{ext}' video: use {', '.join(CONTAINERS)},"
                           " or a folder (ending in /) for one PNG per frame")
     spec = parse_background(background or default_background(to_folder, ext))
     if mask:
         kind = "mask"
     elif spec.kind == "transparent":
         kind = "alpha"
-        if not to_folder and ext not in ALPHA_EXTS:
+        if not to_folder and ext not in ALPHA_EXTENSIONS:
             raise ConfigError(
-                f"{ext} video has no alpha channel, so it cannot be transparent: write .webm"
-                " or .mov for a transparent video, or a folder (-o frames/) for PNG cut-outs,"
-                " or pass --background blur, a colour or an image")
+                f"{ext} video has no alpha channel, so it cannot be transparent: write"
+                f" {' or '.join(ALPHA_EXTENSIONS)} for a transparent video, or a folder"
+                " (-o frames/) for PNG cut-outs, or pass --background blur, a colour or an image")
     else:
         kind = "composite"
     if fps is not None and not 1 <= fps <= 240:
@@ -106,8 +104,7 @@ def _render(frame, kind: str) -> np.ndarray:
 
 
 def _open_sink(plan: VideoPlan, reader, stack: contextlib.ExitStack):
-    from backdrop.io.images import atomic_path
-    from backdrop.io.video import FrameFolderSink, VideoFileSink
+    from backdrop.io.videowrite import FrameFolderSink, VideoFileSink
 
     if plan.to_folder:
         return stack.enter_context(FrameFolderSink(plan.output))
@@ -116,11 +113,10 @@ def _open_sink(plan: VideoPlan, reader, stack: contextlib.ExitStack):
         os.makedirs(parent, exist_ok=True)
     except OSError as e:
         raise SinkError(f"cannot create the folder '{parent}': {e.strerror}") from e
-    # Registered first, so it runs last: the encoder finishes the temp file, then it is
-    # renamed into place, or deleted if anything (Ctrl-C included) went wrong.
-    temp = stack.enter_context(atomic_path(plan.output, suffix=".part" + plan.ext))
+    # The sink writes a temp file beside the output and renames it into place when the
+    # stack closes cleanly; on any error (Ctrl-C included) it deletes it instead.
     return stack.enter_context(VideoFileSink(
-        temp, plan.ext, fps=reader.fps, alpha=plan.kind == "alpha",
+        plan.output, fps=reader.fps, alpha=plan.kind == "alpha",
         audio=reader.audio, start=reader.start))
 
 
@@ -136,7 +132,7 @@ def run_video(plan: VideoPlan, quality: str, *,
     """Process every readable frame. Raises InputError when not one frame could be read."""
     from backdrop.engine.pipeline import Pipeline
     from backdrop.offline.stages import Prefetch, WriterThread
-    from backdrop.io.video import open_reader
+    from backdrop.io.video import nothing_decoded, open_reader
 
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -170,7 +166,6 @@ def run_video(plan: VideoPlan, quality: str, *,
             on_frame()
         writer.finish()
         if reader.count == 0:
-            raise InputError(f"no frame of '{plan.source}' could be decoded"
-                             + (f" ({reader.problem})" if reader.problem else ""))
+            raise nothing_decoded(reader)
         audio = _audio_outcome(sink, reader)
     return VideoOutcome(reader.count, time.monotonic() - started, reader.problem, audio)
