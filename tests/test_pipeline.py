@@ -171,3 +171,16 @@ def test_live_presets_skip_the_model_while_the_scene_stands_still(astronaut):
         for f in frames[:3]:
             p.process(f)
         assert p.model_runs >= 3
+
+
+def test_mirror_flips_the_alpha_with_the_image(astronaut):
+    """She stands right of centre: mirrored, her matte must move left with her picture."""
+    with make("#00ff00") as p:
+        plain = p.process(astronaut).alpha.copy()
+    with make("#00ff00", mirror=True) as p:
+        r = p.process(astronaut)
+    np.testing.assert_array_equal(r.alpha, plain[:, ::-1])
+    assert not np.array_equal(plain, plain[:, ::-1])            # the scene is asymmetric
+    person = r.alpha == 255
+    np.testing.assert_array_equal(r.image[person], astronaut[:, ::-1][person])
+    assert is_green(r.image[r.alpha == 0]).all()

@@ -346,10 +346,12 @@ class Pipeline:
         return self._finish(out, alpha, t)
 
     def _finish(self, out: np.ndarray, alpha: np.ndarray, t: Dict[str, float]) -> Frame:
-        if self.mirror:
+        if self.mirror:  # the matte too: a cut-out or a mask must match the picture
             mirrored = self._buffer("mirrored", out.shape)
             cv2.flip(out, 1, dst=mirrored)
-            out = mirrored
+            flipped = self._buffer("mirrored_alpha", alpha.shape)
+            cv2.flip(alpha, 1, dst=flipped)
+            out, alpha = mirrored, flipped
         return Frame(image=out, alpha=alpha, timings=t)
 
     def matte(self, frame: np.ndarray) -> np.ndarray:
