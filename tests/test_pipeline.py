@@ -233,3 +233,33 @@ def test_the_first_frames_after_warm_up_compile_no_kernel(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "", "compiled on the first frames:\n" + done.stdout
+
+
+@pytest.mark.parametrize("quality", ["fast", "balanced", "best"])
+def test_warm_up_loads_every_model_the_first_frames_need(monkeypatch, astronaut, quality):
+    """Loading the portrait or pose model on the first frame made it ~450 ms late."""
+    from backdrop.engine import pipeline
+
+    made = []
+    real_create, real_pose = pipeline.create_segmenter, pipeline.PoseMasker
+
+    def create(**kw):
+        made.append(kw["model"])
+        return real_create(**kw)
+
+    class SpyPose(real_pose):
+        def __init__(self):
+            made.append("pose")
+            super().__init__()
+
+    monkeypatch.setattr(pipeline, "create_segmenter", create)
+    monkeypatch.setattr(pipeline, "PoseMasker", SpyPose)
+    portrait = np.ascontiguousarray(astronaut[:, 128:384])        # standing: 512 x 256
+    with make("blur", quality) as p:
+        p.warm_up()
+        loaded = list(made)
+        p.process(astronaut)
+        p.process(portrait)
+        assert made == loaded, "models loaded after warm_up"
+    assert ("pose" in loaded) == (quality == "best")
+    assert loaded.count("general") == 1            # the portrait model, or best's own
