@@ -11,9 +11,19 @@ from typing import Dict, List, Optional
 
 from backdrop import __version__
 from backdrop.config import QUALITIES, Config, load
-from backdrop.errors import BackdropError
+from backdrop.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, BackdropError,
+                             InputError, ModelError, SinkError, SourceError, VirtualCameraError)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_HELP = "exit status:\n" + "\n".join(f"  {code:<4} {what}" for code, what in (
+    (EXIT_OK, "done"),
+    (EXIT_FAILED, "some inputs failed (image, video), doctor found a problem, or another error"),
+    (EXIT_USAGE, "usage or configuration error: a flag, a setting, the config file"),
+    (InputError.exit_code, "input file missing or unreadable (source, image, video, background)"),
+    (SourceError.exit_code, "camera (or other source) cannot be opened"),
+    (SinkError.exit_code, "output cannot be opened or written (file, preview window)"),
+    (VirtualCameraError.exit_code, "virtual camera missing, busy or not usable"),
+    (ModelError.exit_code, "model cannot be found or loaded"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)")))
 
 
 def log(message: str) -> None:
@@ -52,7 +62,8 @@ def _live_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="backdrop", description="Blur or replace the background behind a person.")
+        prog="backdrop", description="Blur or replace the background behind a person.",
+        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"backdrop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
