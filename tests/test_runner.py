@@ -74,7 +74,26 @@ def test_a_source_that_cannot_be_opened_at_start_reaches_the_caller():
     with pytest.raises(SourceError, match="--source demo"):
         run_live(cfg, make_source=make_source, make_pipeline=lambda: pipe,
                  open_sink=lambda spec, **kw: sink, log=lambda m: None)
-    assert pipe.closed == 1 and sink.closed == 0   # nothing opened after the failure
+    assert pipe.closed == 0 and sink.closed == 0   # nothing built or opened after the failure
+
+
+def test_a_missing_camera_is_reported_before_the_warm_up():
+    """The warm-up takes up to 7 s; "no camera found" must not wait for it."""
+    warmed = []
+
+    class Pipeline(FakePipeline):
+        def warm_up(self):
+            warmed.append(self)
+            return 0.0
+
+    def make_source():
+        raise SourceError("no camera found; use --source demo")
+
+    cfg = Config(output=OutputConfig(sinks=("fake",)), runner=RunnerConfig(status_interval=0))
+    with pytest.raises(SourceError, match="no camera found"):
+        run_live(cfg, make_source=make_source, make_pipeline=Pipeline,
+                 open_sink=lambda spec, **kw: FakeSink(), log=lambda m: None)
+    assert warmed == []
 
 
 def test_feed_keeps_only_the_newest():

@@ -93,18 +93,23 @@ def live_overrides(args: argparse.Namespace) -> Dict[str, Dict]:
 def cmd_live(args: argparse.Namespace) -> int:
     overrides = live_overrides(args)
     config: Config = load(args.config, overrides)
-    from backdrop.engine.pipeline import Pipeline
     from backdrop.live.runner import run_live
     from backdrop.engine.segment import setup_native_libraries
     from backdrop.io.sinks import open_sink
     from backdrop.io.sources import open_source
+
+    def make_pipeline(p=None):
+        # Imported here (numba: 0.6 s), after the source opened: a missing camera fails at once.
+        from backdrop.engine.pipeline import Pipeline
+
+        return Pipeline(p or config.pipeline, fps=config.source.fps)
 
     setup_native_libraries()
     stats = run_live(
         config,
         make_source=lambda: open_source(config.source),
         # Called again with the new [pipeline] settings when an edit changes the quality.
-        make_pipeline=lambda p=None: Pipeline(p or config.pipeline, fps=config.source.fps),
+        make_pipeline=make_pipeline,
         open_sink=open_sink, log=log,
         config_path=args.config, load_config=lambda: load(args.config, overrides))
     extra = [f"{n} {what}" for n, what in ((stats.placeholders, "placeholder"),

@@ -275,12 +275,14 @@ def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
     reload, wake = threading.Event(), threading.Event()
     with contextlib.ExitStack() as stack:
         stack.callback(install_signal_handlers(stop, wake, reload if config_path else None))
-        current: List = [make_pipeline()]
-        stack.callback(lambda: current[0].close())
-        log(f"kernels and model ready in {current[0].warm_up():.2f} s")
+        # The source first: a missing camera is reported at once, not after the warm-up
+        # (up to 7 s). Its capture thread starts after the warm-up, so no frame waits.
         feed = stack.enter_context(Feed(make_source(), make_source, clock=clock, log=log,
                                         changed=wake))
         log(f"source: {feed.name}")
+        current: List = [make_pipeline()]
+        stack.callback(lambda: current[0].close())
+        log(f"kernels and model ready in {current[0].warm_up():.2f} s")
         source = feed.source
         outputs = stack.enter_context(_open_outputs(config, source, open_sink, clock, log,
                                                     display_available))
