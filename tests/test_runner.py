@@ -231,6 +231,17 @@ def test_privacy_key_blanks_then_freezes_and_releases_the_camera():
     assert np.allclose(gaps, 1 / 30, atol=1e-6)
 
 
+def test_frames_limit_does_not_count_privacy_frames():
+    clock = SimClock()
+    preview = FakePreview(keys={5: "p", 25: "p"}, clock=clock)   # blank for 20 frames
+    cfg = Config(output=OutputConfig(sinks=("preview",)),
+                 runner=RunnerConfig(frames=30, status_interval=0))
+    stats, _, _ = live(clock, [preview], config=cfg)
+    pictures = [v for v in preview.values() if v is not None]
+    assert len(pictures) == stats.processed == 30 and stats.private == 20
+    assert stats.sent == len(preview.frames) == 50
+
+
 def test_config_privacy_freeze_repeats_the_last_output(tmp_path):
     clock = SimClock()
     path = tmp_path / "live.toml"

@@ -55,7 +55,8 @@ def _live_parser(sub) -> None:
                    " pause and release the camera)")
     p.add_argument("--privacy", choices=("off", "freeze", "blank"),
                    help="start with the picture frozen or blanked ('p' in the preview toggles)")
-    p.add_argument("--frames", type=int, help="stop after N frames sent")
+    p.add_argument("--frames", type=int, help="stop after N frames from the source were"
+                   " processed and sent (placeholder, paused and privacy frames do not count)")
     p.add_argument("--config", help="a TOML file (see config/default.toml); edits of it apply"
                    " while live runs, as does SIGHUP")
 

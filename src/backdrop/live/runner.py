@@ -36,7 +36,7 @@ TICK = 0.25       # longest the loop waits without looking at keys, viewers and 
 class RunStats:
     sent: int            # frames sent (processed ones and stills: placeholder, paused, privacy)
     times: StageTimes    # per-stage ms of the last processed frames, including send and latency
-    processed: int = 0
+    processed: int = 0       # frames from the source, processed and sent (what --frames counts)
     placeholders: int = 0    # "camera unavailable" frames
     paused: int = 0          # frames sent while nobody watched
     private: int = 0         # frames sent while privacy was on
@@ -107,9 +107,10 @@ class LiveLoop:
         self.expect_since = clock.now()
 
     def run(self) -> RunStats:
+        # --frames counts pictures from the source, not the stills sent while there was none
         limit = self.config.runner.frames
         try:
-            while not self.stop.is_set() and (limit == 0 or self.stats.sent < limit):
+            while not self.stop.is_set() and (limit == 0 or self.stats.processed < limit):
                 self.feed.changed.clear()  # before looking: a change after this wakes us
                 if not self._steer():
                     break
