@@ -83,6 +83,19 @@ def test_camera_error_keeps_the_output_alive_and_reconnects_with_backoff():
     assert sum("source back" in m for m in logs) == 1
 
 
+def test_frames_limit_counts_pictures_from_the_source_not_placeholders():
+    clock = SimClock()
+    cam1 = FakeCamera(clock, range(100, 110), then="error", fps=FPS)
+    cam2 = FakeCamera(clock, range(200, 10**6), fps=FPS)
+    opener = Opener(cam1, SourceError("no camera found; use --source demo"), cam2)
+    sink = FakeSink("s", clock=clock)
+    stats, _ = run(clock, opener, {"s": sink}, threading.Event(), frames=30)
+    values = sink.values()
+    assert [k for k, _ in runs(values)] == ["real", "still", "real"]
+    assert len([v for v in values if v is not None]) == stats.processed == 30
+    assert stats.placeholders > 15 and stats.sent == len(values) == 30 + stats.placeholders
+
+
 def test_frozen_camera_is_noticed_after_two_seconds_and_reopened():
     clock, stop = SimClock(), threading.Event()
     cam1 = FakeCamera(clock, range(100, 110), then="freeze", fps=FPS)

@@ -180,8 +180,8 @@ def test_exif_orientation_is_applied(tmp_path):
     assert _read(tmp_path / "rotated.mask.png").shape == (256, 192)
 
 
-def test_missing_input_is_a_usage_error(tmp_path, capsys):
-    assert main(["image", str(tmp_path / "nope.jpg")]) == 2
+def test_missing_input_is_an_input_error(tmp_path, capsys):
+    assert main(["image", str(tmp_path / "nope.jpg")]) == 3
     err = capsys.readouterr().err
     assert "nope.jpg" in err and "Traceback" not in err
 
@@ -189,6 +189,6 @@ def test_missing_input_is_a_usage_error(tmp_path, capsys):
 def test_a_single_unreadable_input_is_an_input_error(tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_text("hello")
-    assert main(["image", str(bad)]) == 2
+    assert main(["image", str(bad)]) == 3
     assert "notes.png" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["notes.png"]

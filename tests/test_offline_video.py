@@ -129,7 +129,7 @@ def test_truncated_video_without_its_index_is_an_input_error(tmp_path, capsys):
     whole = make_video(tmp_path / "whole.mp4", frames=30, faststart=False)
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[:20000])
-    assert main(["video", str(cut), "-o", str(tmp_path / "out.mp4")]) == 2
+    assert main(["video", str(cut), "-o", str(tmp_path / "out.mp4")]) == 3
     assert "not a video" in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
     _no_leftovers(tmp_path)
@@ -138,7 +138,7 @@ def test_truncated_video_without_its_index_is_an_input_error(tmp_path, capsys):
 def test_not_a_video(tmp_path, capsys):
     notes = tmp_path / "notes.mp4"
     notes.write_text("just some text\n" * 100)
-    assert main(["video", str(notes), "-o", str(tmp_path / "out.mp4")]) == 2
+    assert main(["video", str(notes), "-o", str(tmp_path / "out.mp4")]) == 3
     err = capsys.readouterr().err
     assert "notes.mp4" in err and "not a video" in err and "Traceback" not in err
 
@@ -171,7 +171,7 @@ def test_folder_hidden_files_skipped_and_nothing_decodable(tmp_path, capsys):
     assert "1 of 2 frames could not be read" in capsys.readouterr().err
 
     (src / "b.jpg").write_bytes(b"not a jpeg")
-    assert main(["video", str(src), "-o", str(tmp_path / "none.mp4")]) == 2
+    assert main(["video", str(src), "-o", str(tmp_path / "none.mp4")]) == 3   # an input problem (errors.InputError)
     err = capsys.readouterr().err
     assert "no frame of" in err and "2 of 2 frames could not be read" in err
     assert "check its images" in err and "Traceback" not in err

@@ -1,5 +1,7 @@
 """The pipeline with the real model on real pictures of people."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,93 @@ def test_live_presets_skip_the_model_while_the_scene_stands_still(astronaut):
         for f in frames[:3]:
             p.process(f)
         assert p.model_runs >= 3
+
+
+def test_mirror_flips_the_alpha_with_the_image(astronaut):
+    """She stands right of centre: mirrored, her matte must move left with her picture."""
+    with make("#00ff00") as p:
+        plain = p.process(astronaut).alpha.copy()
+    with make("#00ff00", mirror=True) as p:
+        r = p.process(astronaut)
+    np.testing.assert_array_equal(r.alpha, plain[:, ::-1])
+    assert not np.array_equal(plain, plain[:, ::-1])            # the scene is asymmetric
+    person = r.alpha == 255
+    np.testing.assert_array_equal(r.image[person], astronaut[:, ::-1][person])
+    assert is_green(r.image[r.alpha == 0]).all()
+
+
+# Run in a fresh interpreter: numba's compiled signatures only ever grow within a process,
+# so after other tests anything would look warmed up.
+FIRST_FRAME = r"""
+import sys
+import cv2
+import numpy as np
+from numba.core.registry import CPUDispatcher
+from backdrop.config import PipelineConfig, parse_background
+from backdrop.engine import kernels
+from backdrop.engine.pipeline import Pipeline
+
+def compiled():
+    return {name: set(map(str, k.signatures)) for name, k in vars(kernels).items()
+            if isinstance(k, CPUDispatcher)}
+
+image = np.ascontiguousarray(cv2.cvtColor(cv2.imread(sys.argv[1]), cv2.COLOR_BGR2RGB))
+still = image.copy()
+still.flags.writeable = False        # what a still-image source hands out
+pipe = Pipeline(PipelineConfig.preset("balanced", background=parse_background("blur")))
+pipe.warm_up()
+before = compiled()
+assert before["guided_moments"], "the kernels were not warmed up at all"
+for spec in ("blur", "#00ff00"):
+    pipe.set_background(spec)
+    for frame in (image, image, still):
+        pipe.process(frame)
+after = compiled()
+for name in sorted(after):
+    for sig in sorted(after[name] - before[name]):
+        print(name, sig)
+"""
+
+
+def test_the_first_frames_after_warm_up_compile_no_kernel(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = dict(os.environ, PYTHONPATH=str(src))
+    picture = src / "backdrop" / "assets" / "astronaut.png"
+    done = subprocess.run([sys.executable, "-c", FIRST_FRAME, str(picture)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "", "compiled on the first frames:\n" + done.stdout
+
+
+@pytest.mark.parametrize("quality", ["fast", "balanced", "best"])
+def test_warm_up_loads_every_model_the_first_frames_need(monkeypatch, astronaut, quality):
+    """Loading the portrait or pose model on the first frame made it ~450 ms late."""
+    from backdrop.engine import pipeline
+
+    made = []
+    real_create, real_pose = pipeline.create_segmenter, pipeline.PoseMasker
+
+    def create(**kw):
+        made.append(kw["model"])
+        return real_create(**kw)
+
+    class SpyPose(real_pose):
+        def __init__(self):
+            made.append("pose")
+            super().__init__()
+
+    monkeypatch.setattr(pipeline, "create_segmenter", create)
+    monkeypatch.setattr(pipeline, "PoseMasker", SpyPose)
+    portrait = np.ascontiguousarray(astronaut[:, 128:384])        # standing: 512 x 256
+    with make("blur", quality) as p:
+        p.warm_up()
+        loaded = list(made)
+        p.process(astronaut)
+        p.process(portrait)
+        assert made == loaded, "models loaded after warm_up"
+    assert ("pose" in loaded) == (quality == "best")
+    assert loaded.count("general") == 1            # the portrait model, or best's own

@@ -74,7 +74,26 @@ def test_a_source_that_cannot_be_opened_at_start_reaches_the_caller():
     with pytest.raises(SourceError, match="--source demo"):
         run_live(cfg, make_source=make_source, make_pipeline=lambda: pipe,
                  open_sink=lambda spec, **kw: sink, log=lambda m: None)
-    assert pipe.closed == 1 and sink.closed == 0   # nothing opened after the failure
+    assert pipe.closed == 0 and sink.closed == 0   # nothing built or opened after the failure
+
+
+def test_a_missing_camera_is_reported_before_the_warm_up():
+    """The warm-up takes up to 7 s; "no camera found" must not wait for it."""
+    warmed = []
+
+    class Pipeline(FakePipeline):
+        def warm_up(self):
+            warmed.append(self)
+            return 0.0
+
+    def make_source():
+        raise SourceError("no camera found; use --source demo")
+
+    cfg = Config(output=OutputConfig(sinks=("fake",)), runner=RunnerConfig(status_interval=0))
+    with pytest.raises(SourceError, match="no camera found"):
+        run_live(cfg, make_source=make_source, make_pipeline=Pipeline,
+                 open_sink=lambda spec, **kw: FakeSink(), log=lambda m: None)
+    assert warmed == []
 
 
 def test_feed_keeps_only_the_newest():
@@ -210,6 +229,17 @@ def test_privacy_key_blanks_then_freezes_and_releases_the_camera():
     # The blank frames kept coming at the camera's frame rate.
     gaps = np.diff(preview.times[11:39])
     assert np.allclose(gaps, 1 / 30, atol=1e-6)
+
+
+def test_frames_limit_does_not_count_privacy_frames():
+    clock = SimClock()
+    preview = FakePreview(keys={5: "p", 25: "p"}, clock=clock)   # blank for 20 frames
+    cfg = Config(output=OutputConfig(sinks=("preview",)),
+                 runner=RunnerConfig(frames=30, status_interval=0))
+    stats, _, _ = live(clock, [preview], config=cfg)
+    pictures = [v for v in preview.values() if v is not None]
+    assert len(pictures) == stats.processed == 30 and stats.private == 20
+    assert stats.sent == len(preview.frames) == 50
 
 
 def test_config_privacy_freeze_repeats_the_last_output(tmp_path):

@@ -134,7 +134,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    frames: int = 0                 # stop after N frames; 0 = run until stopped
+    frames: int = 0                 # stop after N source frames sent; 0 = run until stopped
     status_interval: float = 5.0    # seconds between status lines; 0 = none
 
 

@@ -11,9 +11,19 @@ from typing import Dict, List, Optional
 
 from backdrop import __version__
 from backdrop.config import QUALITIES, Config, load
-from backdrop.errors import BackdropError
+from backdrop.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, BackdropError,
+                             InputError, ModelError, SinkError, SourceError, VirtualCameraError)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_HELP = "exit status:\n" + "\n".join(f"  {code:<4} {what}" for code, what in (
+    (EXIT_OK, "done"),
+    (EXIT_FAILED, "some inputs failed (image, video), doctor found a problem, or another error"),
+    (EXIT_USAGE, "usage or configuration error: a flag, a setting, the config file"),
+    (InputError.exit_code, "input file missing or unreadable (source, image, video, background)"),
+    (SourceError.exit_code, "camera (or other source) cannot be opened"),
+    (SinkError.exit_code, "output cannot be opened or written (file, preview window)"),
+    (VirtualCameraError.exit_code, "virtual camera missing, busy or not usable"),
+    (ModelError.exit_code, "model cannot be found or loaded"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)")))
 
 
 def log(message: str) -> None:
@@ -46,14 +56,16 @@ def _live_parser(sub) -> None:
                    " pause and release the camera)")
     p.add_argument("--privacy", choices=("off", "freeze", "blank"),
                    help="start with the picture frozen or blanked ('p' in the preview toggles)")
-    p.add_argument("--frames", type=int, help="stop after N frames sent")
+    p.add_argument("--frames", type=int, help="stop after N frames from the source were"
+                   " processed and sent (placeholder, paused and privacy frames do not count)")
     p.add_argument("--config", help="a TOML file (`backdrop config > my.toml` writes one with every"
                    " setting); edits of it apply while live runs, as does SIGHUP")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="backdrop", description="Blur or replace the background behind a person.")
+        prog="backdrop", description="Blur or replace the background behind a person.",
+        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"backdrop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -85,18 +97,23 @@ def live_overrides(args: argparse.Namespace) -> Dict[str, Dict]:
 def cmd_live(args: argparse.Namespace) -> int:
     overrides = live_overrides(args)
     config: Config = load(args.config, overrides)
-    from backdrop.engine.pipeline import Pipeline
     from backdrop.live.runner import run_live
     from backdrop.engine.segment import setup_native_libraries
     from backdrop.io.sinks import open_sink
     from backdrop.io.sources import open_source
+
+    def make_pipeline(p=None):
+        # Imported here (numba: 0.6 s), after the source opened: a missing camera fails at once.
+        from backdrop.engine.pipeline import Pipeline
+
+        return Pipeline(p or config.pipeline, fps=config.source.fps)
 
     setup_native_libraries()
     stats = run_live(
         config,
         make_source=lambda: open_source(config.source),
         # Called again with the new [pipeline] settings when an edit changes the quality.
-        make_pipeline=lambda p=None: Pipeline(p or config.pipeline, fps=config.source.fps),
+        make_pipeline=make_pipeline,
         open_sink=open_sink, log=log,
         config_path=args.config, load_config=lambda: load(args.config, overrides))
     extra = [f"{n} {what}" for n, what in ((stats.placeholders, "placeholder"),

@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Iterator, Optional
 
-from backdrop.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, log
+from backdrop.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, log
 from backdrop.config import QUALITIES
-from backdrop.errors import BackdropError
+from backdrop.errors import BackdropError, InputError
 
 IMAGE_HELP = """\
 outputs (default: next to each input):
@@ -29,7 +29,8 @@ outputs (default: next to each input):
   subfolders mirrored with -r). Inputs are never overwritten; files appear complete or not
   at all. Folder scans skip earlier outputs (*.cutout.*, *.mask.*, *.composite.*, *.check.*).
   Fully transparent pixels are stored black: the removed background is not kept in the file.
-  Exit status: 0 all written, 1 some inputs failed, 2 usage error, 130 interrupted.
+  Exit status: 0 all written, 1 some inputs failed, 2 usage error, 3 an input is missing
+  (or the only one is unreadable), 130 interrupted; the others: backdrop --help.
 
 examples:
   backdrop image photo.jpg
@@ -48,7 +49,8 @@ OUTPUT decides the result:
                         or 000000.png, 000001.png, ... for a video
 The input's frame rate, size and audio are kept (audio is copied, or re-encoded when the
 container needs it). Ctrl-C leaves no partial video. A damaged input is processed as far as
-it can be read (exit status 1, saying where it stopped).
+it can be read (exit status 1, saying where it stopped); one that cannot be read at all
+exits 3. The other exit statuses: backdrop --help.
 
 examples:
   backdrop video talk.mp4 -o talk-blur.mp4
@@ -277,7 +279,8 @@ def cmd_image(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             results.close()
     if single:
-        return EXIT_OK if not failed else (EXIT_USAGE if last_error.input_error else EXIT_FAILED)
+        return EXIT_OK if not failed else (InputError.exit_code if last_error.input_error
+                                            else EXIT_FAILED)
     took = time.monotonic() - started
     _say(f"backdrop: {written} written, {failed} failed in {took:.1f} s"
          f" ({(written + failed) / max(took, 1e-9):.1f} images/s)")

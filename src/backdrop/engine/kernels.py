@@ -314,6 +314,9 @@ def warm_up() -> float:
     smooth_masks(m, m, np.float32(0.5), m.copy())
     moments = np.zeros((4, 4, 4), np.float32)
     guided_moments(m, m, moments)
+    # numba compiles one specialisation per read-only flag of each argument: the live path
+    # passes the smoother's state as a read-only view (refine.MaskSmoother.update).
+    guided_moments(m, _readonly(m), moments)
     guided_coefficients(moments, np.float32(1e-3), np.zeros((2, 4, 4), np.float32))
     box_mean(m, 1, m.copy(), np.zeros(6, np.float32))
     rgb = np.zeros((2, 2, 3), np.uint8)
@@ -336,4 +339,14 @@ def warm_up() -> float:
                              coef[0], np.float32(0), np.float32(1), bg, taps, weights,
                              frame.copy(), grey.copy(), np.zeros((4, 8), np.float32), prev,
                              hold)
+    # and a read-only frame: what a still-image source (io/sources.ImageSource) hands out
+    refine_cells(_readonly(frame), coef, coef, cells, edges, edges, taps, coef[0], taps, coef[0],
+                 np.float32(0), np.float32(1), frame[:2], taps, weights, frame.copy(),
+                 grey.copy(), np.zeros((4, 8), np.float32), grey.copy(), 2)
     return time.perf_counter() - t
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a

@@ -229,9 +229,7 @@ class Pipeline:
         """`person` averaged with the pose model's mask, inside a box around the one person
         that model finds (feathered at its edges). Anyone else keeps the selfie mask alone:
         the pose model sees one person, and must not halve a second one."""
-        if self._pose is None:
-            self._pose = PoseMasker()
-        mask = self._pose.mask(frame)
+        mask = self._pose_masker().mask(frame)
         if mask is None:
             return person
         h, w = frame.shape[:2]
@@ -249,12 +247,20 @@ class Pipeline:
     def _segmenter_for(self, w: int, h: int) -> Segmenter:
         chosen = self.segmenter
         if self._auto_model and h > w * 1.1:
-            if self._portrait is None:
-                self._portrait = create_segmenter(model="general")
-            chosen = self._portrait
+            chosen = self._portrait_segmenter()
         mw, mh = chosen.input_size
         self.tracker.aspect = mw / mh
         return chosen
+
+    def _portrait_segmenter(self) -> Segmenter:
+        if self._portrait is None:
+            self._portrait = create_segmenter(model="general")
+        return self._portrait
+
+    def _pose_masker(self) -> PoseMasker:
+        if self._pose is None:
+            self._pose = PoseMasker()
+        return self._pose
 
     def _run_model(self, segmenter: Segmenter, crop: np.ndarray) -> np.ndarray:
         """One model on a crop (any size), plus its mirrored pass when the preset says so."""
@@ -346,10 +352,12 @@ class Pipeline:
         return self._finish(out, alpha, t)
 
     def _finish(self, out: np.ndarray, alpha: np.ndarray, t: Dict[str, float]) -> Frame:
-        if self.mirror:
+        if self.mirror:  # the matte too: a cut-out or a mask must match the picture
             mirrored = self._buffer("mirrored", out.shape)
             cv2.flip(out, 1, dst=mirrored)
-            out = mirrored
+            flipped = self._buffer("mirrored_alpha", alpha.shape)
+            cv2.flip(alpha, 1, dst=flipped)
+            out, alpha = mirrored, flipped
         return Frame(image=out, alpha=alpha, timings=t)
 
     def matte(self, frame: np.ndarray) -> np.ndarray:
@@ -357,11 +365,21 @@ class Pipeline:
         return self._run(frame, composite_wanted=False).alpha.astype(np.float32) * np.float32(1 / 255)
 
     def warm_up(self) -> float:
-        """Compile kernels and run the model once; returns seconds spent."""
+        """Compile kernels, load every model this preset may call and run each once;
+        returns seconds spent. The portrait and pose models are otherwise loaded on the
+        first frame that needs them, which made a live first frame ~450 ms late; the
+        portrait model is loaded even for a landscape camera (a few ms): a source may
+        still send portrait frames later."""
         t = time.perf_counter()
         kernels.warm_up()
-        w, h = self.segmenter.input_size
-        self.segmenter.segment(np.zeros((h, w, 3), np.uint8))
+        segmenters = [self.segmenter, self.second]
+        if self._auto_model:
+            segmenters.append(self._portrait_segmenter())
+        for seg in filter(None, segmenters):
+            w, h = seg.input_size
+            seg.segment(np.zeros((h, w, 3), np.uint8))
+        if self.preset.pose:
+            self._pose_masker()          # loads and runs the model once itself
         return time.perf_counter() - t
 
     def close(self) -> None:

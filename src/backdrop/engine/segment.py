@@ -232,6 +232,8 @@ class PoseMasker:
             try:
                 self._pose = mp.solutions.pose.Pose(
                     static_image_mode=True, model_complexity=1, enable_segmentation=True)
+                # the graph loads its models on the first frame (~90 ms) and prints: do it here
+                self._pose.process(np.zeros((64, 64, 3), np.uint8))
             except Exception as e:
                 raise ModelError(f"cannot load the pose model: {e}") from e
 

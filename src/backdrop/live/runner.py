@@ -36,7 +36,7 @@ TICK = 0.25       # longest the loop waits without looking at keys, viewers and 
 class RunStats:
     sent: int            # frames sent (processed ones and stills: placeholder, paused, privacy)
     times: StageTimes    # per-stage ms of the last processed frames, including send and latency
-    processed: int = 0
+    processed: int = 0       # frames from the source, processed and sent (what --frames counts)
     placeholders: int = 0    # "camera unavailable" frames
     paused: int = 0          # frames sent while nobody watched
     private: int = 0         # frames sent while privacy was on
@@ -107,9 +107,10 @@ class LiveLoop:
         self.expect_since = clock.now()
 
     def run(self) -> RunStats:
+        # --frames counts pictures from the source, not the stills sent while there was none
         limit = self.config.runner.frames
         try:
-            while not self.stop.is_set() and (limit == 0 or self.stats.sent < limit):
+            while not self.stop.is_set() and (limit == 0 or self.stats.processed < limit):
                 self.feed.changed.clear()  # before looking: a change after this wakes us
                 if not self._steer():
                     break
@@ -275,12 +276,14 @@ def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
     reload, wake = threading.Event(), threading.Event()
     with contextlib.ExitStack() as stack:
         stack.callback(install_signal_handlers(stop, wake, reload if config_path else None))
-        current: List = [make_pipeline()]
-        stack.callback(lambda: current[0].close())
-        log(f"kernels and model ready in {current[0].warm_up():.2f} s")
+        # The source first: a missing camera is reported at once, not after the warm-up
+        # (up to 7 s). Its capture thread starts after the warm-up, so no frame waits.
         feed = stack.enter_context(Feed(make_source(), make_source, clock=clock, log=log,
                                         changed=wake))
         log(f"source: {feed.name}")
+        current: List = [make_pipeline()]
+        stack.callback(lambda: current[0].close())
+        log(f"kernels and model ready in {current[0].warm_up():.2f} s")
         source = feed.source
         outputs = stack.enter_context(_open_outputs(config, source, open_sink, clock, log,
                                                     display_available))
