@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -35,3 +36,10 @@ def eval_photos():
         mask = cv2.imread(str(photos / "masks" / f"{s}.png"), cv2.IMREAD_GRAYSCALE)
         out.append((s, img, mask))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _backdrop_logs_captured(caplog):
+    """caplog sees backdrop's INFO records too (what a user reads on stderr); the root
+    logger's default would keep only warnings."""
+    caplog.set_level(logging.INFO, logger="backdrop")
