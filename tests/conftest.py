@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -47,3 +48,10 @@ def eval_objects():
     return [(s, read_rgb(objects / "images" / f"{s}.jpg"),
              cv2.imread(str(objects / "masks" / f"{s}.png"), cv2.IMREAD_GRAYSCALE))
             for s in stems]
+
+
+@pytest.fixture(autouse=True)
+def _backdrop_logs_captured(caplog):
+    """caplog sees backdrop's INFO records too (what a user reads on stderr); the root
+    logger's default would keep only warnings."""
+    caplog.set_level(logging.INFO, logger="backdrop")

@@ -20,6 +20,12 @@ from backdrop.errors import SinkError, SourceError
 from backdrop.engine.pipeline import Frame
 
 
+def logged(caplog, text: str, level: Optional[int] = None) -> int:
+    """How many log records (at `level`, when given) say `text`: the lines a user reads."""
+    return sum(text in r.getMessage() and (level is None or r.levelno == level)
+               for r in caplog.records)
+
+
 class SimClock:
     def __init__(self, start: float = 1000.0):
         self.t = start

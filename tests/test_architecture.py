@@ -78,7 +78,6 @@ def test_only_io_and_live_touch_platform():
             assert _package(target) != "platform", f"{module} imports {target}"
 
 
-@pytest.mark.xfail(strict=True, reason="cli.main <-> cli.offline/bench share log() (being moved)")
 def test_no_import_cycles():
     """Between modules, counting imports inside functions too (cli.py and offline.py used to
     import each other)."""

@@ -8,6 +8,7 @@ runner finds real readers: inotify on the node plus /proc/*/fd.
 import subprocess
 import sys
 import threading
+from logging import INFO, WARNING
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from backdrop.config import Config, OutputConfig, RunnerConfig
 from backdrop.platform.v4l2 import Host, Holders
 from backdrop.live.runner import run_live
 from backdrop.live.watch import ViewerWatch
-from livefakes import FakeCamera, FakePipeline, FakeSink, SimClock
+from livefakes import FakeCamera, FakePipeline, FakeSink, SimClock, logged
 
 READER = "import sys; f = open(sys.argv[1], 'rb'); print('open', flush=True); sys.stdin.read()"
 
@@ -40,7 +41,7 @@ def stop_reader(proc):
 
 
 def live(clock, sinks, stop, **cfg):
-    cams, logs = [], []
+    cams = []
 
     def camera():
         cams.append(FakeCamera(clock, range(len(cams) * 120 + 1, 256)))  # then repeats
@@ -50,12 +51,12 @@ def live(clock, sinks, stop, **cfg):
     config = Config(output=OutputConfig(sinks=tuple(by_name), **cfg),
                     runner=RunnerConfig(status_interval=0))
     stats = run_live(config, make_source=camera, make_pipeline=FakePipeline,
-                     open_sink=lambda spec, **kw: by_name[spec], log=logs.append, clock=clock,
+                     open_sink=lambda spec, **kw: by_name[spec], clock=clock,
                      stop=stop)
-    return stats, logs, cams
+    return stats, cams
 
 
-def test_pauses_without_readers_and_resumes_when_an_app_opens_the_vcam(tmp_path):
+def test_pauses_without_readers_and_resumes_when_an_app_opens_the_vcam(tmp_path, caplog):
     clock, stop = SimClock(), threading.Event()
     dev = tmp_path / "video9"
     dev.write_bytes(b"")
@@ -79,7 +80,7 @@ def test_pauses_without_readers_and_resumes_when_an_app_opens_the_vcam(tmp_path)
 
     vcam = FakeSink("vcam", clock=clock, device=str(dev), on_send=on_send)
     try:
-        stats, logs, cams = live(clock, [vcam], stop)
+        stats, cams = live(clock, [vcam], stop)
     finally:
         if "proc" in reader:
             stop_reader(reader["proc"])
@@ -98,8 +99,8 @@ def test_pauses_without_readers_and_resumes_when_an_app_opens_the_vcam(tmp_path)
     # camera released again.
     assert 2.0 - 0.25 <= marks["idle_again"] - marks["left"] <= 2.0 + 0.25 + 2 / 30
     assert cams[1].closed == 1
-    assert stats.paused == 4 and sum("paused, camera released" in m for m in logs) == 2
-    assert any("opened" in m and "resuming" in m for m in logs)
+    assert stats.paused == 4 and logged(caplog, "paused, camera released", INFO) == 2
+    assert any("opened" in m and "resuming" in m for m in caplog.messages)
 
 
 def test_no_idle_keeps_processing(tmp_path):
@@ -108,20 +109,20 @@ def test_no_idle_keeps_processing(tmp_path):
     dev.write_bytes(b"")
     vcam = FakeSink("vcam", clock=clock, device=str(dev),
                     on_send=lambda s: len(s.frames) == 300 and stop.set())
-    stats, _, cams = live(clock, [vcam], stop, idle_when_unwatched=False)
+    stats, cams = live(clock, [vcam], stop, idle_when_unwatched=False)
     assert stats.processed == 300 and stats.paused == 0 and len(cams) == 1
 
 
-def test_cannot_tell_who_reads_means_always_watched_said_once(tmp_path, monkeypatch):
+def test_cannot_tell_who_reads_means_always_watched_said_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(watch, "find_holders", lambda *a, **k: Holders(readable=0, denied=40))
     clock, stop = SimClock(), threading.Event()
     dev = tmp_path / "video9"
     dev.write_bytes(b"")
     vcam = FakeSink("vcam", clock=clock, device=str(dev),
                     on_send=lambda s: len(s.frames) == 300 and stop.set())
-    stats, logs, _ = live(clock, [vcam], stop)
+    stats, _ = live(clock, [vcam], stop)
     assert stats.paused == 0 and stats.processed == 300
-    assert sum("cannot see which programs read" in m for m in logs) == 1
+    assert logged(caplog, "cannot see which programs read", WARNING) == 1
 
 
 # ---------------------------------------------------------------------------- ViewerWatch

@@ -171,7 +171,7 @@ def test_folder_hidden_files_skipped_and_nothing_decodable(tmp_path, capsys):
     assert "1 of 2 frames could not be read" in capsys.readouterr().err
 
     (src / "b.jpg").write_bytes(b"not a jpeg")
-    assert main(["video", str(src), "-o", str(tmp_path / "none.mp4")]) == 3   # an input problem (errors.InputError)
+    assert main(["video", str(src), "-o", str(tmp_path / "none.mp4")]) == 3   # InputError
     err = capsys.readouterr().err
     assert "no frame of" in err and "2 of 2 frames could not be read" in err
     assert "check its images" in err and "Traceback" not in err

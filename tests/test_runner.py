@@ -3,6 +3,7 @@
 import os
 import signal
 import threading
+from logging import INFO, WARNING
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from backdrop.live.feed import Feed
 from backdrop.live.outputs import open_outputs
 from backdrop.live.runner import run_live
 from backdrop.live.watch import Clock
-from livefakes import Closes, FakeCamera, FakePipeline, FakePreview, FakeSink, SimClock, value_of
+from livefakes import (Closes, FakeCamera, FakePipeline, FakePreview, FakeSink, SimClock, logged,
+                       value_of)
 
 
 class FakeSource(Closes):
@@ -38,7 +40,7 @@ def run(source, sinks, frames=0, backgrounds=("blur", "none")):
                  runner=RunnerConfig(frames=frames, status_interval=0))
     by_name = {s.name: s for s in sinks}
     stats = run_live(cfg, make_source=lambda: source, make_pipeline=lambda: pipe,
-                     open_sink=lambda spec, **kw: by_name[spec], log=lambda m: None)
+                     open_sink=lambda spec, **kw: by_name[spec])
     return stats.sent, pipe
 
 
@@ -73,7 +75,7 @@ def test_a_source_that_cannot_be_opened_at_start_reaches_the_caller():
     pipe = FakePipeline()
     with pytest.raises(SourceError, match="--source demo"):
         run_live(cfg, make_source=make_source, make_pipeline=lambda: pipe,
-                 open_sink=lambda spec, **kw: sink, log=lambda m: None)
+                 open_sink=lambda spec, **kw: sink)
     assert pipe.closed == 0 and sink.closed == 0   # nothing built or opened after the failure
 
 
@@ -92,13 +94,13 @@ def test_a_missing_camera_is_reported_before_the_warm_up():
     cfg = Config(output=OutputConfig(sinks=("fake",)), runner=RunnerConfig(status_interval=0))
     with pytest.raises(SourceError, match="no camera found"):
         run_live(cfg, make_source=make_source, make_pipeline=Pipeline,
-                 open_sink=lambda spec, **kw: FakeSink(), log=lambda m: None)
+                 open_sink=lambda spec, **kw: FakeSink())
     assert warmed == []
 
 
 def test_feed_keeps_only_the_newest():
     src = FakeSource(n=50, fps=1e6)
-    with Feed(src, lambda: src, clock=Clock(), log=lambda m: None).start() as feed:
+    with Feed(src, lambda: src, clock=Clock()).start() as feed:
         got, last = [], 0
         while not (feed.ended and feed.poll(last) is None):
             feed.changed.clear()
@@ -112,8 +114,7 @@ def test_feed_keeps_only_the_newest():
     assert src.closed == 1 and feed.faults == 0
 
 
-def test_missing_vcam_is_skipped_when_other_sinks_remain():
-    logs = []
+def test_missing_vcam_is_skipped_when_other_sinks_remain(caplog):
     good = FakeSink("null")
 
     def opener(spec):
@@ -122,25 +123,24 @@ def test_missing_vcam_is_skipped_when_other_sinks_remain():
         return good
 
     kw = dict(open_one=opener, clock=Clock(), display_available=lambda: False)
-    with open_outputs(["vcam", "null"], log=logs.append, **kw) as outputs:
+    with open_outputs(["vcam", "null"], **kw) as outputs:
         assert outputs.sinks == [good]
-    assert any("modprobe" in m for m in logs) and any("continuing with: null" in m for m in logs)
+    assert logged(caplog, "modprobe", WARNING) and logged(caplog, "continuing with: null")
     with pytest.raises(VirtualCameraError):
-        open_outputs(["vcam"], log=logs.append, **kw)
+        open_outputs(["vcam"], **kw)
 
 
 def test_auto_sinks_are_vcam_plus_preview_only_with_a_display():
     opened = []
-    kw = dict(open_one=lambda spec: opened.append(spec) or FakeSink(spec), clock=Clock(),
-              log=lambda m: None)
+    kw = dict(open_one=lambda spec: opened.append(spec) or FakeSink(spec), clock=Clock())
     open_outputs(["auto", "null"], display_available=lambda: False, **kw).close()
     open_outputs(["auto"], display_available=lambda: True, **kw).close()
     assert opened == ["vcam", "null", "vcam", "preview"]
 
 
 def test_hotkeys_cycle_toggle_mirror_privacy_and_quit():
-    pipe, logs = FakePipeline(), []
-    c = Controls(pipe, ["blur", "#00ff00", "none"], logs.append)
+    pipe = FakePipeline()
+    c = Controls(pipe, ["blur", "#00ff00", "none"])
     assert c.handle("b") and pipe.spec.kind == "colour"
     assert c.handle("b") and pipe.spec.kind == "none"
     assert c.handle("b") and pipe.spec.kind == "blur"
@@ -176,7 +176,7 @@ def test_stop_event_ends_the_loop():
     s = StoppingSink()
     cfg = Config(output=OutputConfig(sinks=("s",)), runner=RunnerConfig(status_interval=0))
     stats = run_live(cfg, make_source=lambda: src, make_pipeline=FakePipeline,
-                     open_sink=lambda spec, **kw: s, log=lambda m: None, stop=stop)
+                     open_sink=lambda spec, **kw: s, stop=stop)
     assert stats.sent == 3 and s.closed == 1
     assert len(stats.times.samples["latency"]) == 3
 
@@ -185,8 +185,8 @@ def test_stop_event_ends_the_loop():
 
 def live(clock, sinks, *, config=None, make_source=None, make_pipeline=None, **kw):
     """run_live on the simulated clock with fake cameras (a new one per open); returns
-    (stats, logs, pipelines)."""
-    logs, pipes = [], []
+    (stats, pipelines); what it logged is in caplog."""
+    pipes = []
     make_source = make_source or (lambda: FakeCamera(clock, range(1, 10**6)))
 
     def make(p=None):
@@ -197,12 +197,12 @@ def live(clock, sinks, *, config=None, make_source=None, make_pipeline=None, **k
     cfg = config or Config(output=OutputConfig(sinks=tuple(by_name)),
                            runner=RunnerConfig(status_interval=0))
     stats = run_live(cfg, make_source=make_source, make_pipeline=make_pipeline or make,
-                     open_sink=lambda spec, **k: by_name[spec], log=logs.append, clock=clock,
+                     open_sink=lambda spec, **k: by_name[spec], clock=clock,
                      **kw)
-    return stats, logs, pipes
+    return stats, pipes
 
 
-def test_privacy_key_blanks_then_freezes_and_releases_the_camera():
+def test_privacy_key_blanks_then_freezes_and_releases_the_camera(caplog):
     clock = SimClock()
     cams = []
 
@@ -218,14 +218,14 @@ def test_privacy_key_blanks_then_freezes_and_releases_the_camera():
             stop.set()
 
     preview = FakePreview(keys=keys, clock=clock, on_send=on_send)
-    stats, logs, _ = live(clock, [preview], make_source=camera, stop=stop)
+    stats, _ = live(clock, [preview], make_source=camera, stop=stop)
     kinds = [value_of(f) is not None for f in preview.frames]
     assert all(kinds[:10]) and not any(kinds[10:40]) and all(kinds[41:])
     blank = preview.frames[20]
     assert blank.std() > 0  # a flat frame with a note, not the picture
     assert stats.private == 30
     assert len(cams) == 2 and cams[0].closed == 1   # released meanwhile, then opened again
-    assert any("privacy on" in m for m in logs) and any("privacy off" in m for m in logs)
+    assert logged(caplog, "privacy on") and logged(caplog, "privacy off")
     # The blank frames kept coming at the camera's frame rate.
     gaps = np.diff(preview.times[11:39])
     assert np.allclose(gaps, 1 / 30, atol=1e-6)
@@ -236,13 +236,13 @@ def test_frames_limit_does_not_count_privacy_frames():
     preview = FakePreview(keys={5: "p", 25: "p"}, clock=clock)   # blank for 20 frames
     cfg = Config(output=OutputConfig(sinks=("preview",)),
                  runner=RunnerConfig(frames=30, status_interval=0))
-    stats, _, _ = live(clock, [preview], config=cfg)
+    stats, _ = live(clock, [preview], config=cfg)
     pictures = [v for v in preview.values() if v is not None]
     assert len(pictures) == stats.processed == 30 and stats.private == 20
     assert stats.sent == len(preview.frames) == 50
 
 
-def test_config_privacy_freeze_repeats_the_last_output(tmp_path):
+def test_config_privacy_freeze_repeats_the_last_output(tmp_path, caplog):
     clock = SimClock()
     path = tmp_path / "live.toml"
     path.write_text('[output]\nsinks = ["s"]\n')
@@ -255,18 +255,18 @@ def test_config_privacy_freeze_repeats_the_last_output(tmp_path):
             stop.set()
 
     sink = FakeSink("s", clock=clock, on_send=on_send)
-    stats, logs, _ = live(clock, [sink], config=load(path), stop=stop,
-                          config_path=str(path), load_config=lambda: load(path))
+    stats, _ = live(clock, [sink], config=load(path), stop=stop,
+                    config_path=str(path), load_config=lambda: load(path))
     values = sink.values()
     # The camera's values only grow; from the edit on, the last picture repeats.
     k = next(i for i in range(1, len(values)) if values[i] == values[i - 1])
     assert 10 <= k <= 10 + 16   # applied within ~0.5 s at 30 fps
     assert all((f == sink.frames[k - 1]).all() for f in sink.frames[k:])
     assert stats.private == 80 - k
-    assert any("privacy freeze" in m for m in logs)
+    assert any("privacy freeze" in m for m in caplog.messages)
 
 
-def test_config_edits_apply_live_and_bad_ones_keep_the_old_settings(tmp_path):
+def test_config_edits_apply_live_and_bad_ones_keep_the_old_settings(tmp_path, caplog):
     clock = SimClock()
     path = tmp_path / "live.toml"
     path.write_text('[output]\nsinks = ["s"]\n[pipeline]\nbackground = "blur"\n')
@@ -289,21 +289,21 @@ def test_config_edits_apply_live_and_bad_ones_keep_the_old_settings(tmp_path):
             stop.set()
 
     sink = FakeSink("s", clock=clock, on_send=on_send)
-    stats, logs, pipes = live(clock, [sink], config=load(path), stop=stop, config_path=str(path),
-                              load_config=lambda: load(path))
+    stats, pipes = live(clock, [sink], config=load(path), stop=stop, config_path=str(path),
+                        load_config=lambda: load(path))
     first = pipes[0]
     assert first.specs[0] == "blur:12" and first.specs[-1] == "#00ff00" and first.mirror
     assert first.specs.index("#00ff00") <= 20 + 16   # applied within ~0.5 s at 30 fps
-    bad = [m for m in logs if "#nope" in m]
+    bad = [m for m in caplog.messages if "#nope" in m]
     assert len(bad) == 1 and "keeping the previous settings" in bad[0] and "\n" not in bad[0]
     # quality needs a new pipeline: built from the new settings, the old one closed
     assert len(pipes) == 2 and pipes[1].config.quality == "best" and first.closed == 1
     assert pipes[1].seen and pipes[1].mirror is False  # FakePipeline ignores config.mirror
-    assert any("[output] sinks" in m and "restart" in m for m in logs)
+    assert any("[output] sinks" in m and "restart" in m for m in caplog.messages)
     assert stats.sent == 180
 
 
-def test_sighup_reloads_the_config(tmp_path):
+def test_sighup_reloads_the_config(tmp_path, caplog):
     clock = SimClock()
     path = tmp_path / "live.toml"
     path.write_text('[output]\nsinks = ["s"]\n')
@@ -322,9 +322,9 @@ def test_sighup_reloads_the_config(tmp_path):
 
     sink = FakeSink("s", clock=clock, on_send=on_send)
     old = signal.getsignal(signal.SIGHUP)
-    _, logs, _ = live(clock, [sink], config=load(path), stop=stop, config_path=str(path),
-                      load_config=lambda: load(path))
-    assert any("[output] sinks" in m for m in logs)
+    live(clock, [sink], config=load(path), stop=stop, config_path=str(path),
+         load_config=lambda: load(path))
+    assert any("[output] sinks" in m for m in caplog.messages)
     assert signal.getsignal(signal.SIGHUP) == old   # restored
 
 
@@ -336,5 +336,15 @@ def test_preview_means_someone_watches(tmp_path):
     stop = threading.Event()
     vcam = FakeSink("vcam", clock=clock, device=str(dev))
     preview = FakePreview(clock=clock, on_send=lambda s: len(s.frames) == 200 and stop.set())
-    stats, _, _ = live(clock, [vcam, preview], stop=stop)
+    stats, _ = live(clock, [vcam, preview], stop=stop)
     assert stats.paused == 0 and stats.processed == 200   # 200 frames = 6.7 s > the 2 s grace
+
+
+def test_status_line_is_an_info_record_once_per_interval(caplog):
+    clock, stop = SimClock(), threading.Event()
+    sink = FakeSink("s", clock=clock, on_send=lambda s: len(s.frames) == 100 and stop.set())
+    cfg = Config(output=OutputConfig(sinks=("s",)), runner=RunnerConfig(status_interval=1.0))
+    live(clock, [sink], config=cfg, stop=stop)     # 100 frames at 30 fps: 3.3 s
+    status = [r for r in caplog.records if "fps | ms p50: segment 1.0" in r.getMessage()]
+    assert len(status) == 3
+    assert all(r.levelno == INFO and r.name == "backdrop.live.runner" for r in status)

@@ -56,7 +56,7 @@ def test_live_loop_memory_is_flat_over_thousands_of_frames(tmp_path, astronaut, 
                  runner=RunnerConfig(frames=FRAMES, status_interval=0))
     stats = run_live(cfg, make_source=lambda: open_source(cfg.source),
                      make_pipeline=lambda p=None: Pipeline(PipelineConfig()),
-                     open_sink=lambda spec, **kw: sink, log=lambda m: None)
+                     open_sink=lambda spec, **kw: sink)
 
     assert stats.sent == stats.processed == sink.frames == FRAMES   # every frame sent
     assert stats.placeholders == 0 and stats.faults == 0            # never stalled

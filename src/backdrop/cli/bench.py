@@ -4,7 +4,9 @@ person, per resolution and mode, plus capture-to-send latency through the real r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -20,6 +22,7 @@ RESOLUTIONS = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 # the mask instead of running the model.
 MODES = ("blur", "image", "still")
 WARMUP = 10
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
@@ -149,14 +152,29 @@ def bench_latency(frames: Sequence[np.ndarray], count: int, quality: str) -> Dic
     cfg = Config(output=OutputConfig(sinks=("null",)),
                  runner=RunnerConfig(frames=count, status_interval=0))
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    stats = run_live(cfg, make_source=lambda: LoopSource(frames, 30.0),
-                     make_pipeline=lambda: Pipeline(PipelineConfig.preset(quality)),
-                     open_sink=open_sink, log=lambda m: None, stop=threading.Event())
+    with _live_lines_hidden():
+        stats = run_live(cfg, make_source=lambda: LoopSource(frames, 30.0),
+                         make_pipeline=lambda: Pipeline(PipelineConfig.preset(quality)),
+                         open_sink=open_sink, stop=threading.Event())
     sent = stats.sent
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"frames": sent, "fps": round(sent / wall, 1),
             "cpu_ms_per_frame": round(cpu * 1e3 / max(sent, 1), 3),
             "latency_ms": percentiles(_steady(list(stats.times.samples["latency"])))}
+
+
+@contextlib.contextmanager
+def _live_lines_hidden():
+    """The live loop's start-up lines (model ready, source, sinks) would only interleave
+    with the bench's own; -v shows them."""
+    live = logging.getLogger("backdrop.live")
+    old = live.level
+    if not live.isEnabledFor(logging.DEBUG):
+        live.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        live.setLevel(old)
 
 
 def _steady(samples: List[float], skip: int = 5) -> List[float]:
@@ -165,7 +183,7 @@ def _steady(samples: List[float], skip: int = 5) -> List[float]:
 
 
 def run_bench(resolutions: Sequence[str], modes: Sequence[str], count: int, quality: str,
-              latency: bool, log: Callable[[str], None]) -> Dict:
+              latency: bool) -> Dict:
     report: Dict = {"quality": quality, "frames": count, "cpus": os.cpu_count(),
                     "resolutions": {}}
     with tempfile.TemporaryDirectory() as folder:
@@ -174,10 +192,10 @@ def run_bench(resolutions: Sequence[str], modes: Sequence[str], count: int, qual
             frames = render_scene(w, h, 48)
             entry = report["resolutions"][name] = {"width": w, "height": h, "modes": {}}
             for mode in modes:
-                log(f"bench {name} {mode} ...")
+                logger.info(f"bench {name} {mode} ...")
                 entry["modes"][mode] = bench_pipeline(w, h, mode, frames, count, quality, folder)
             if latency:
-                log(f"bench {name} live loop at 30 fps ...")
+                logger.info(f"bench {name} live loop at 30 fps ...")
                 entry["live_30fps"] = bench_latency(frames, min(count, 150), quality)
     return report
 
@@ -205,7 +223,6 @@ def format_table(report: Dict) -> str:
 
 
 def cmd_bench(args) -> int:
-    from backdrop.cli.main import log
     from backdrop.errors import ConfigError
     from backdrop.engine.segment import setup_native_libraries
 
@@ -213,7 +230,7 @@ def cmd_bench(args) -> int:
         raise ConfigError("--frames must be at least 1")
     setup_native_libraries()
     report = run_bench(args.resolution or list(RESOLUTIONS), args.mode or list(MODES),
-                       args.frames, args.quality, args.latency, log)
+                       args.frames, args.quality, args.latency)
     print(json.dumps(report) if args.json else format_table(report))
     sys.stdout.flush()
     return 0

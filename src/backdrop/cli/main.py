@@ -6,8 +6,11 @@ Heavy modules (mediapipe, cv2, numba) are imported inside the commands so `--hel
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import platform
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 from backdrop import __version__
 from backdrop.config import QUALITIES, Config, load
@@ -24,11 +27,64 @@ EXIT_HELP = "exit status:\n" + "\n".join(f"  {code:<4} {what}" for code, what in
     (VirtualCameraError.exit_code, "virtual camera missing, busy or not usable"),
     (ModelError.exit_code, "model cannot be found or loaded"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)")))
+logger = logging.getLogger(__name__)
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+# ------------------------------------------------------------------------------ logging
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to sys.stderr as it is at each record: pytest swaps it per test, and
+    hide_native_stderr() replaces it for the length of a command."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def add_verbosity(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """-v/-q, on the main parser and on every subcommand (so both `backdrop -q image x`
+    and `backdrop image -q x` work). A subcommand's default must not undo the main
+    parser's value, hence SUPPRESS there."""
+    default = logging.INFO if top else argparse.SUPPRESS
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", dest="log_level", action="store_const",
+                       const=logging.DEBUG, default=default,
+                       help="also print debugging details and the native libraries' own lines")
+    group.add_argument("-q", "--quiet", dest="log_level", action="store_const",
+                       const=logging.WARNING, default=default,
+                       help="print only warnings and errors (and no progress bar)")
+
+
+@contextlib.contextmanager
+def logging_to_stderr(level: int) -> Iterator[None]:
+    """The `backdrop` loggers' records on stderr, as bare messages (they carry their own
+    `warning:` / `backdrop: error:` words, as before). Native libraries' own lines are
+    hidden unless the level is DEBUG (-v). Everything is put back on the way out."""
+    from backdrop.engine.segment import hide_native_stderr
+
+    root = logging.getLogger("backdrop")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    restore = hide_native_stderr() if level > logging.DEBUG else (lambda: None)
+    try:
+        yield
+    finally:
+        restore()
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+# ------------------------------------------------------------------------------ parser
 
 def _live_parser(sub) -> None:
     p = sub.add_parser("live", help="webcam -> virtual camera and preview",
@@ -67,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backdrop", description="Blur or replace the background behind a person.",
         epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"backdrop {__version__}")
+    add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _live_parser(sub)
@@ -78,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check that live will work here, and say how to fix it")
     sub.add_parser("config", help="print every setting with its default, as a TOML file for"
                    " --config (backdrop config > my.toml)")
+    for command in sub.choices.values():
+        add_verbosity(command)
     return parser
 
 
@@ -97,6 +156,7 @@ def live_overrides(args: argparse.Namespace) -> Dict[str, Dict]:
 def cmd_live(args: argparse.Namespace) -> int:
     overrides = live_overrides(args)
     config: Config = load(args.config, overrides)
+    logger.debug(f"settings: {config}")
     from backdrop.live.runner import run_live
     from backdrop.engine.segment import setup_native_libraries
     from backdrop.io.sinks import open_sink
@@ -114,12 +174,12 @@ def cmd_live(args: argparse.Namespace) -> int:
         make_source=lambda: open_source(config.source),
         # Called again with the new [pipeline] settings when an edit changes the quality.
         make_pipeline=make_pipeline,
-        open_sink=open_sink, log=log,
+        open_sink=open_sink,
         config_path=args.config, load_config=lambda: load(args.config, overrides))
     extra = [f"{n} {what}" for n, what in ((stats.placeholders, "placeholder"),
                                            (stats.paused, "paused"),
                                            (stats.private, "privacy")) if n]
-    log(f"stopped after {stats.sent} frames" + (f" ({', '.join(extra)})" if extra else ""))
+    logger.info(f"stopped after {stats.sent} frames" + (f" ({', '.join(extra)})" if extra else ""))
     return EXIT_OK
 
 
@@ -154,14 +214,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = {"live": cmd_live, "devices": cmd_devices, "doctor": cmd_doctor,
                 "config": cmd_config,
                 "bench": bench.cmd_bench, **offline.COMMANDS}
-    try:
-        return commands[args.command](args)
-    except BackdropError as e:
-        log(f"backdrop: error: {e}")
-        return e.exit_code
-    except KeyboardInterrupt:
-        log("backdrop: interrupted")
-        return EXIT_INTERRUPTED
+    with logging_to_stderr(args.log_level):
+        logger.debug(f"backdrop {__version__}, Python {platform.python_version()},"
+                     f" {platform.platform()}: {args.command}")
+        try:
+            return commands[args.command](args)
+        except BackdropError as e:
+            logger.error(f"backdrop: error: {e}")
+            return e.exit_code
+        except KeyboardInterrupt:
+            logger.warning("backdrop: interrupted")
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

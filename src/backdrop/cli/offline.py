@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
 import time
 from typing import Iterator, Optional
 
-from backdrop.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, log
+from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from backdrop.config import QUALITIES
 from backdrop.errors import BackdropError, InputError
+
+logger = logging.getLogger(__name__)
 
 IMAGE_HELP = """\
 outputs (default: next to each input):
@@ -119,20 +122,23 @@ def add_parsers(sub) -> None:
 
 # ------------------------------------------------------------------------------ reporting
 
-def _say(message: str) -> None:
-    """A line to stderr that does not tear an active progress bar."""
-    from tqdm import tqdm
+@contextlib.contextmanager
+def _reporting():
+    """Log lines while a progress bar runs go through tqdm.write, which clears the bar,
+    prints the line and draws the bar again below it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with tqdm.external_write_mode(file=sys.stderr):
-        log(message)
+    with logging_redirect_tqdm(loggers=[logging.getLogger("backdrop")]):
+        yield
 
 
 def _bar(total: Optional[int], unit: str):
     from tqdm import tqdm
 
     # disable=None: no bar when stderr is not a terminal (logs, CI), where it would only
-    # leave carriage-return noise.
-    return tqdm(total=total or None, unit=unit, file=sys.stderr, disable=None,
+    # leave carriage-return noise; none with -q either.
+    quiet = not logger.isEnabledFor(logging.INFO)
+    return tqdm(total=total or None, unit=unit, file=sys.stderr, disable=True if quiet else None,
                 dynamic_ncols=True, smoothing=0.1, leave=False)
 
 
@@ -202,14 +208,15 @@ def _pool_results(tasks, settings, jobs: int) -> Iterator:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from backdrop.engine.segment import native_stderr_hidden, real_stderr_for_children
     from backdrop.offline.image import init_worker, run_in_worker
 
     # spawn, not fork: the parent may already run mediapipe/OpenCV threads (tests, library
     # use), and forking a process with live threads can deadlock the child.
     context = multiprocessing.get_context("spawn")
-    with _sigint_ignored():
+    with _sigint_ignored(), real_stderr_for_children():
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker,
-                                   initargs=(settings,))
+                                   initargs=(settings, native_stderr_hidden()))
         futures = [pool.submit(run_in_worker, task) for task in tasks]
     seen = set()
     try:
@@ -234,21 +241,29 @@ def _pool_results(tasks, settings, jobs: int) -> Iterator:
 
 def _report(result, single: bool) -> None:
     for note in result.warnings:
-        _say(f"backdrop: warning: {result.source}: {note}")
+        logger.warning(f"backdrop: warning: {result.source}: {note}")
     if result.error:
         where = "" if result.source in result.error else f"{result.source}: "
-        _say(f"backdrop: {'error' if single else 'skipped'}: {where}{result.error}")
+        logger.log(logging.ERROR if single else logging.WARNING,
+                   f"backdrop: {'error' if single else 'skipped'}: {where}{result.error}")
     elif single:
-        _say("backdrop: wrote " + ", ".join(result.written))
+        logger.info("backdrop: wrote " + ", ".join(result.written))
 
 
 def cmd_image(args: argparse.Namespace) -> int:
+    with _reporting():
+        return _run_images(args)
+
+
+def _run_images(args: argparse.Namespace) -> int:
     from concurrent.futures.process import BrokenProcessPool
 
     settings, tasks = _plan_images(args)
     _quiet_engine()
     single = len(tasks) == 1
     jobs = _jobs(args.jobs, len(tasks))
+    logger.debug(f"{len(tasks)} image(s), quality {settings.quality}, {settings.kind}"
+                 f" as {settings.fmt}, {jobs} process(es)")
     written = failed = 0
     last_error = None
     started = time.monotonic()
@@ -266,12 +281,12 @@ def cmd_image(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.update()
     except KeyboardInterrupt:
-        _say(f"backdrop: interrupted: {written} written, {failed} failed,"
-             f" {len(tasks) - written - failed} not processed (no partial files were left)")
+        logger.warning(f"backdrop: interrupted: {written} written, {failed} failed,"
+                       f" {len(tasks) - written - failed} not processed (no partial files were left)")
         return EXIT_INTERRUPTED
     except BrokenProcessPool:
-        _say(f"backdrop: error: a worker process died (out of memory?) after {written} images;"
-             " try --jobs 1")
+        logger.error(f"backdrop: error: a worker process died (out of memory?) after {written}"
+                     " images; try --jobs 1")
         return EXIT_FAILED
     finally:
         if bar is not None:
@@ -282,8 +297,8 @@ def cmd_image(args: argparse.Namespace) -> int:
         return EXIT_OK if not failed else (InputError.exit_code if last_error.input_error
                                             else EXIT_FAILED)
     took = time.monotonic() - started
-    _say(f"backdrop: {written} written, {failed} failed in {took:.1f} s"
-         f" ({(written + failed) / max(took, 1e-9):.1f} images/s)")
+    logger.info(f"backdrop: {written} written, {failed} failed in {took:.1f} s"
+                f" ({(written + failed) / max(took, 1e-9):.1f} images/s)")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -307,10 +322,17 @@ def _sigterm_as_interrupt():
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    with _reporting():
+        return _run_video(args)
+
+
+def _run_video(args: argparse.Namespace) -> int:
     from backdrop.offline.video import plan_video, run_video
 
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     _quiet_engine()
+    logger.debug(f"{plan.source} -> {plan.output} ({plan.kind}, background {plan.background}),"
+                 f" quality {args.quality}")
     state = {"bar": None, "done": 0}
 
     def on_start(total: int) -> None:
@@ -327,17 +349,17 @@ def cmd_video(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         left = ("the frames done so far are in " + plan.output if plan.to_folder
                 else "no video was written")
-        _say(f"backdrop: interrupted after {state['done']} frames; {left}")
+        logger.warning(f"backdrop: interrupted after {state['done']} frames; {left}")
         return EXIT_INTERRUPTED
     finally:
         if state["bar"] is not None:
             state["bar"].close()
     audio = {"copied": ", audio copied", "re-encoded": ", audio re-encoded"}.get(outcome.audio, "")
-    _say(f"backdrop: wrote {plan.output}: {outcome.frames} frames in {outcome.seconds:.1f} s"
-         f" ({outcome.frames / max(outcome.seconds, 1e-9):.1f} fps){audio}")
+    logger.info(f"backdrop: wrote {plan.output}: {outcome.frames} frames in {outcome.seconds:.1f} s"
+                f" ({outcome.frames / max(outcome.seconds, 1e-9):.1f} fps){audio}")
     if outcome.problem:
-        _say(f"backdrop: warning: {plan.source}: {outcome.problem}; the output holds the"
-             f" {outcome.frames} frames that could be read")
+        logger.warning(f"backdrop: warning: {plan.source}: {outcome.problem}; the output holds"
+                       f" the {outcome.frames} frames that could be read")
         return EXIT_FAILED
     return EXIT_OK
 

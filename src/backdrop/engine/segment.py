@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Dict, Protocol, Tuple, Type
+from typing import Callable, Dict, Optional, Protocol, Tuple, Type
 
 import numpy as np
 
@@ -194,6 +194,68 @@ def quiet_stderr():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+_real_stderr: Optional[int] = None   # a copy of the real fd 2 while native output is hidden
+
+
+def _stderr_is_fd2() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a StringIO, pytest's capture
+        return False
+
+
+def hide_native_stderr() -> Callable[[], None]:
+    """Send what native code writes to fd 2 to /dev/null, for the whole process, and give
+    Python's sys.stderr a copy of the real stderr. Returns the function that undoes it.
+
+    TFLite, MediaPipe (absl) and OpenCV write to fd 2 themselves: on load, and on the pose
+    graph's first frames from its own threads, where quiet_stderr() cannot reach; nothing
+    in mediapipe 0.10.21 turns that off. Python's own output (logging, warnings, tracebacks,
+    progress bars) goes through sys.stderr and still shows. Does nothing when sys.stderr is
+    not fd 2 already (pytest's capture, an application that redirected it)."""
+    global _real_stderr
+    if _real_stderr is not None or not _stderr_is_fd2():
+        return lambda: None
+    old = sys.stderr
+    old.flush()
+    real = os.dup(2)
+    sys.stderr = open(real, "w", buffering=1, encoding=old.encoding, errors=old.errors)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    _real_stderr = real
+
+    def restore() -> None:
+        global _real_stderr
+        sys.stderr.flush()
+        os.dup2(real, 2)
+        _real_stderr = None
+        mine, sys.stderr = sys.stderr, old
+        mine.close()  # closes `real`
+
+    return restore
+
+
+def native_stderr_hidden() -> bool:
+    return _real_stderr is not None
+
+
+@contextlib.contextmanager
+def real_stderr_for_children():
+    """Processes started inside get the real stderr as their fd 2 (and not /dev/null), so
+    their Python errors show; they hide native output themselves (hide_native_stderr)."""
+    if _real_stderr is None:
+        yield
+        return
+    os.dup2(_real_stderr, 2)
+    try:
+        yield
+    finally:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
 
 
 def setup_native_libraries() -> None:

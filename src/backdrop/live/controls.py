@@ -5,11 +5,12 @@ The runner calls these between frames; nothing here waits, watches or touches pi
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, List, Optional, Sequence
 
 from backdrop.config import Config, PipelineConfig, parse_background
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 KEYS = "q/esc quit, b next background, space effect on/off, m mirror, p privacy"
 
 
@@ -21,11 +22,10 @@ class Controls:
     warmed-up pipeline when an edit changes the quality or model.
     """
 
-    def __init__(self, pipeline, backgrounds: Sequence[str], log: Log, *,
+    def __init__(self, pipeline, backgrounds: Sequence[str], *,
                  privacy: str = "off", privacy_key: str = "blank",
                  rebuild: Optional[Callable[[PipelineConfig], object]] = None):
         self.pipeline = pipeline
-        self.log = log
         self.rebuild = rebuild
         self.privacy, self.privacy_key = privacy, privacy_key
         self._set_cycle(backgrounds)
@@ -46,12 +46,12 @@ class Controls:
             self.index = (self.index + 1) % len(self.cycle)
             self.saved = None
             self.pipeline.set_background(self.cycle[self.index])
-            self.log(f"background: {self.cycle[self.index]}")
+            logger.info(f"background: {self.cycle[self.index]}")
         elif key == "space":
             self._toggle_effect()
         elif key == "m":
             self.pipeline.mirror = not self.pipeline.mirror
-            self.log(f"mirror {'on' if self.pipeline.mirror else 'off'}")
+            logger.info(f"mirror {'on' if self.pipeline.mirror else 'off'}")
         elif key == "p":
             self.set_privacy("off" if self.privacy != "off" else self.privacy_key)
         return True
@@ -60,21 +60,21 @@ class Controls:
         if self.saved is None:
             self.saved = self.pipeline.spec
             self.pipeline.set_background("none")
-            self.log("effect off (space to turn it back on)")
+            logger.info("effect off (space to turn it back on)")
         else:
             self.pipeline.set_background(self.saved)
             self.saved = None
-            self.log(f"effect on: {self.pipeline.spec}")
+            logger.info(f"effect on: {self.pipeline.spec}")
 
     def set_privacy(self, mode: str) -> None:
         if mode == self.privacy:
             return
         self.privacy = mode
         if mode == "off":
-            self.log("privacy off: camera on")
+            logger.info("privacy off: camera on")
         else:
             what = "frozen picture" if mode == "freeze" else "blank picture"
-            self.log(f"privacy on: others see a {what}, camera released (p to turn off)")
+            logger.info(f"privacy on: others see a {what}, camera released (p to turn off)")
 
     # -- config edits ----------------------------------------------------------------------
     def apply(self, old: Config, new: Config) -> List[str]:
@@ -87,7 +87,7 @@ class Controls:
         p_old, p_new = old.pipeline, new.pipeline
         if (p_new.quality, p_new.model) != (p_old.quality, p_old.model):
             if self.rebuild is None:
-                self.log("config: quality/model changes need a restart here; not applied")
+                logger.warning("config: quality/model changes need a restart here; not applied")
             else:
                 fresh = self.rebuild(p_new)
                 old_pipeline, self.pipeline = self.pipeline, fresh
@@ -111,8 +111,8 @@ class Controls:
             done.append(f"privacy {new.output.privacy}")
         restart = restart_needed(old, new)
         if restart:
-            self.log(f"config: {', '.join(restart)} changed; these need a restart of"
-                     f" `backdrop live` and were not applied")
+            logger.warning(f"config: {', '.join(restart)} changed; these need a restart of"
+                           f" `backdrop live` and were not applied")
         return done
 
 

@@ -10,6 +10,7 @@ resume(). A non-looping file that ends is not a fault: the feed just ends.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -19,7 +20,7 @@ import numpy as np
 from backdrop.errors import BackdropError
 from backdrop.live.watch import Backoff, Clock
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 # What a device does when it goes away; anything else is a bug and reaches the caller.
 DEVICE_FAULTS = (BackdropError, OSError)
 PAUSED_WAIT = 3600.0   # a paused thread sleeps until woken; the bound only keeps it finite
@@ -36,13 +37,13 @@ class Feed:
     """Consumer side: poll(), fault, ended, error, changed (an Event set on every change),
     pause(), resume(), restart(), close()."""
 
-    def __init__(self, source, reopen: Callable[[], object], *, clock: Clock, log: Log,
+    def __init__(self, source, reopen: Callable[[], object], *, clock: Clock,
                  backoff: Optional[Backoff] = None,
                  changed: Optional[threading.Event] = None):
         self.source = source
         self.name = source.name
         self._reopen = reopen
-        self.clock, self.log = clock, log
+        self.clock = clock
         self.backoff = backoff or Backoff()
         self.changed = changed or threading.Event()   # the consumer's wake-up call
         self._lock = threading.Lock()
@@ -193,7 +194,7 @@ class Feed:
             recovered, self.fault = self.fault is not None, None
         self.changed.set()
         if recovered:
-            self.log(f"source back: {self.name} (after {now - self.fault_since:.1f} s)")
+            logger.info(f"source back: {self.name} (after {now - self.fault_since:.1f} s)")
 
     def _set_fault(self, reason: str) -> None:
         with self._lock:
@@ -204,7 +205,7 @@ class Feed:
                 self.fault_since = self.clock.now()
         self.changed.set()
         if new:  # once per fault, not once per retry
-            self.log(f"warning: {reason}; showing a placeholder and reconnecting")
+            logger.warning(f"warning: {reason}; showing a placeholder and reconnecting")
 
     def _drop(self) -> None:
         source, self.source = self.source, None

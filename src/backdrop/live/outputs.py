@@ -8,13 +8,14 @@ sinks could go on without it). Part of the runner: it reads the runner's clock, 
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 from backdrop.errors import BackdropError, SinkError, VirtualCameraError
 from backdrop.live.watch import Backoff, Clock
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 HEALTH_INTERVAL = 1.0   # seconds between checks of devices that cannot report write errors
 
 
@@ -35,9 +36,8 @@ def is_vcam(spec: str) -> bool:
 class Outputs:
     """Every sink of a live run. Close it to close them all."""
 
-    def __init__(self, slots: List[Slot], *, open_one: Callable[[str], object], clock: Clock,
-                 log: Log):
-        self.slots, self.open_one, self.clock, self.log = slots, open_one, clock, log
+    def __init__(self, slots: List[Slot], *, open_one: Callable[[str], object], clock: Clock):
+        self.slots, self.open_one, self.clock = slots, open_one, clock
         self.next_health = clock.now() + HEALTH_INTERVAL
         self.failures = 0        # sends or checks that failed
         self.reopened = 0        # sinks brought back
@@ -81,9 +81,9 @@ class Outputs:
         if slot.retry:
             slot.backoff.reset()
             slot.due = self.clock.now() + slot.backoff.next()
-            self.log(f"warning: {error}; reopening it, the other outputs go on")
+            logger.warning(f"warning: {error}; reopening it, the other outputs go on")
         else:
-            self.log(f"warning: {error}; dropped that output, the others go on")
+            logger.warning(f"warning: {error}; dropped that output, the others go on")
 
     def _reopen(self, slot: Slot, now: float) -> None:
         try:
@@ -95,7 +95,7 @@ class Outputs:
         slot.error = None
         slot.backoff.reset()
         self.reopened += 1
-        self.log(f"output back: {slot.sink.name}")
+        logger.info(f"output back: {slot.sink.name}")
 
     def _check_alive(self) -> None:
         if not any(s.sink is not None or s.retry for s in self.slots):
@@ -133,11 +133,11 @@ def expand(specs: Sequence[str], display_available: Callable[[], bool]) -> List[
 
 
 def open_outputs(specs: Sequence[str], *, open_one: Callable[[str], object], clock: Clock,
-                 log: Log, display_available: Callable[[], bool]) -> Outputs:
+                 display_available: Callable[[], bool]) -> Outputs:
     """Open every sink. A missing virtual camera is reported and retried in the background
     when other sinks remain, fatal when it was the only one."""
     slots, failures = [], []
-    outputs = Outputs(slots, open_one=open_one, clock=clock, log=log)
+    outputs = Outputs(slots, open_one=open_one, clock=clock)
     try:
         for spec in expand(specs, display_available):
             slot = Slot(spec, retry=is_vcam(spec))
@@ -155,8 +155,8 @@ def open_outputs(specs: Sequence[str], *, open_one: Callable[[str], object], clo
     for slot in slots:
         if slot.error is not None:
             slot.due = clock.now() + slot.backoff.next()
-            log(f"warning: {slot.error}")
+            logger.warning(f"warning: {slot.error}")
     if failures:
-        log(f"continuing with: {', '.join(s.name for s in outputs.sinks)}"
-            f" (trying the virtual camera again every few seconds)")
+        logger.warning(f"continuing with: {', '.join(s.name for s in outputs.sinks)}"
+                       f" (trying the virtual camera again every few seconds)")
     return outputs

@@ -12,6 +12,7 @@ elsewhere (pipeline.py, placeholder.py); this module only decides what to send w
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from backdrop.live.outputs import Outputs, open_outputs
 from backdrop.live.timing import RateMeter, StageTimes
 from backdrop.live.watch import Clock, FileWatch, ViewerWatch
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 STALL = 2.0       # seconds without a frame from an open camera: treat it as frozen
 IDLE_FPS = 1.0    # still frames per second while nobody watches: readers that attach see one
 TICK = 0.25       # longest the loop waits without looking at keys, viewers and the config
@@ -68,8 +69,8 @@ def install_signal_handlers(stop: threading.Event, wake: threading.Event,
 
 
 class StatusLine:
-    def __init__(self, interval: float, log: Log, clock: Clock):
-        self.interval, self.log = interval, log
+    def __init__(self, interval: float, clock: Clock):
+        self.interval = interval
         self.times = StageTimes(window=300)
         self.rate = RateMeter()
         self.next_at = clock.now() + interval
@@ -80,7 +81,7 @@ class StatusLine:
         if self.interval and now >= self.next_at:
             self.next_at = now + self.interval
             parts = [f"{k} {v['p50']:.1f}" for k, v in self.times.summary().items()]
-            self.log(f"{self.rate.fps():5.1f} fps | ms p50: " + ", ".join(parts))
+            logger.info(f"{self.rate.fps():5.1f} fps | ms p50: " + ", ".join(parts))
 
 
 class LiveLoop:
@@ -89,14 +90,14 @@ class LiveLoop:
 
     def __init__(self, *, config: Config, feed: Feed, outputs: Outputs, controls: Controls,
                  clock: Clock, stop: threading.Event, reload: threading.Event,
-                 size: Tuple[int, int, float], log: Log,
+                 size: Tuple[int, int, float],
                  config_watch: Optional[FileWatch] = None,
                  load_config: Optional[Callable[[], Config]] = None):
         self.config, self.feed, self.outputs, self.controls = config, feed, outputs, controls
-        self.clock, self.stop, self.reload, self.log = clock, stop, reload, log
+        self.clock, self.stop, self.reload = clock, stop, reload
         self.width, self.height, self.fps = size
         self.config_watch, self.load_config = config_watch, load_config
-        self.status = StatusLine(config.runner.status_interval, log, clock)
+        self.status = StatusLine(config.runner.status_interval, clock)
         self.stats = RunStats(sent=0, times=self.status.times)
         self.idle_enabled = config.output.idle_when_unwatched
         self.viewers: Dict[Tuple[str, ...], ViewerWatch] = {}
@@ -144,21 +145,21 @@ class LiveLoop:
         if not asked and not (self.config_watch is not None and self.config_watch.changed()):
             return
         if self.load_config is None:
-            self.log("SIGHUP: there is no --config file to reload")
+            logger.warning("SIGHUP: there is no --config file to reload")
             return
         where = f"config {self.config_watch.path}" if self.config_watch else "config"
         try:
             new = self.load_config()
             done = self.controls.apply(self.config, new)
         except BackdropError as e:
-            self.log(f"{where}: {e}; keeping the previous settings")
+            logger.warning(f"{where}: {e}; keeping the previous settings")
             return
         if new.output.idle_when_unwatched != self.idle_enabled:
             self.idle_enabled = new.output.idle_when_unwatched
             done.append(f"idle when unwatched {'on' if self.idle_enabled else 'off'}")
         self.status.interval = new.runner.status_interval
         self.config = new
-        self.log(f"{where} reloaded: {', '.join(done) or 'no live setting changed'}")
+        logger.info(f"{where} reloaded: {', '.join(done) or 'no live setting changed'}")
 
     def _mode(self) -> str:
         if self.controls.privacy != "off":
@@ -178,14 +179,14 @@ class LiveLoop:
         watched = watch.watched()
         if watched is None:
             self.idle_enabled = self.idle = False
-            self.log(f"cannot see which programs read {', '.join(devices)} (no access to"
-                     f" other processes' open files): idle when unwatched is off")
+            logger.warning(f"cannot see which programs read {', '.join(devices)} (no access to"
+                           f" other processes' open files): idle when unwatched is off")
             return False
         if watched == self.idle:  # a change of state
             self.idle = not watched
             who = ", ".join(sorted(set(watch.readers.values()))) or "an app"
-            self.log(f"{who} opened {', '.join(devices)}: resuming" if watched else
-                     f"no app is reading {', '.join(devices)}: paused, camera released")
+            logger.info(f"{who} opened {', '.join(devices)}: resuming" if watched else
+                        f"no app is reading {', '.join(devices)}: paused, camera released")
         return self.idle
 
     # -- sending ---------------------------------------------------------------------------
@@ -260,7 +261,7 @@ class LiveLoop:
 
 
 def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
-             open_sink: Callable, log: Log, stop: Optional[threading.Event] = None,
+             open_sink: Callable, stop: Optional[threading.Event] = None,
              clock: Optional[Clock] = None, config_path: Optional[str] = None,
              load_config: Optional[Callable[[], Config]] = None,
              display_available: Optional[Callable[[], bool]] = None) -> RunStats:
@@ -278,32 +279,32 @@ def run_live(config: Config, *, make_source: Callable, make_pipeline: Callable,
         stack.callback(install_signal_handlers(stop, wake, reload if config_path else None))
         # The source first: a missing camera is reported at once, not after the warm-up
         # (up to 7 s). Its capture thread starts after the warm-up, so no frame waits.
-        feed = stack.enter_context(Feed(make_source(), make_source, clock=clock, log=log,
+        feed = stack.enter_context(Feed(make_source(), make_source, clock=clock,
                                         changed=wake))
-        log(f"source: {feed.name}")
+        logger.info(f"source: {feed.name}")
         current: List = [make_pipeline()]
         stack.callback(lambda: current[0].close())
-        log(f"kernels and model ready in {current[0].warm_up():.2f} s")
+        logger.info(f"kernels and model ready in {current[0].warm_up():.2f} s")
         source = feed.source
-        outputs = stack.enter_context(_open_outputs(config, source, open_sink, clock, log,
+        outputs = stack.enter_context(_open_outputs(config, source, open_sink, clock,
                                                     display_available))
-        log("sinks: " + ", ".join(s.name for s in outputs.sinks))
+        logger.info("sinks: " + ", ".join(s.name for s in outputs.sinks))
         if any(hasattr(s, "poll_key") for s in outputs.sinks):
-            log(f"keys in the preview: {KEYS}")
-        controls = Controls(current[0], config.output.backgrounds, log,
+            logger.info(f"keys in the preview: {KEYS}")
+        controls = Controls(current[0], config.output.backgrounds,
                             privacy=config.output.privacy,
                             privacy_key=config.output.privacy_key,
-                            rebuild=lambda p: _rebuild(make_pipeline, p, current, log))
+                            rebuild=lambda p: _rebuild(make_pipeline, p, current))
         feed.start()
         loop = LiveLoop(config=config, feed=feed, outputs=outputs, controls=controls,
                         clock=clock, stop=stop, reload=reload,
-                        size=(source.width, source.height, source.fps), log=log,
+                        size=(source.width, source.height, source.fps),
                         config_watch=FileWatch(config_path, clock) if config_path else None,
                         load_config=load_config)
         return loop.run()
 
 
-def _open_outputs(config: Config, source, open_sink: Callable, clock: Clock, log: Log,
+def _open_outputs(config: Config, source, open_sink: Callable, clock: Clock,
                   display_available: Optional[Callable[[], bool]]) -> Outputs:
     if display_available is None:
         from backdrop.io.preview import display_available
@@ -312,16 +313,16 @@ def _open_outputs(config: Config, source, open_sink: Callable, clock: Clock, log
     def open_one(spec: str):
         return open_sink(spec, width=w, height=h, fps=fps, vcam_device=dev)
 
-    return open_outputs(config.output.sinks, open_one=open_one, clock=clock, log=log,
+    return open_outputs(config.output.sinks, open_one=open_one, clock=clock,
                         display_available=display_available)
 
 
-def _rebuild(make_pipeline: Callable, pipeline_config, current: List, log: Log):
+def _rebuild(make_pipeline: Callable, pipeline_config, current: List):
     """A new pipeline for a quality change, warmed up before it replaces the old one."""
     fresh = make_pipeline(pipeline_config)
     try:
-        log(f"pipeline rebuilt for quality {pipeline_config.quality} in"
-            f" {fresh.warm_up():.2f} s")
+        logger.info(f"pipeline rebuilt for quality {pipeline_config.quality} in"
+                    f" {fresh.warm_up():.2f} s")
     except BaseException:
         fresh.close()
         raise

@@ -14,8 +14,6 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from backdrop.platform.v4l2 import LOCAL, Host, OpenWatch, find_holders, still_holds
 
-Log = Callable[[str], None]
-
 
 class Clock:
     """Real time. A test clock offers the same three methods."""

@@ -265,13 +265,17 @@ _worker: Optional[ImageWorker] = None
 _worker_error: Optional[str] = None
 
 
-def init_worker(settings: ImageSettings) -> None:
-    """ProcessPoolExecutor initializer: one Pipeline per worker process."""
+def init_worker(settings: ImageSettings, hide_native: bool = True) -> None:
+    """ProcessPoolExecutor initializer: one Pipeline per worker process. `hide_native`:
+    what the parent does with native libraries' lines (shown with -v), for the process's
+    lifetime."""
     global _worker, _worker_error
     # Ctrl-C reaches the whole process group; the parent decides, workers finish their image.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from backdrop.engine.segment import setup_native_libraries
+    from backdrop.engine.segment import hide_native_stderr, setup_native_libraries
 
+    if hide_native:
+        hide_native_stderr()
     setup_native_libraries()
     quiet_warnings()
     import cv2
