@@ -172,7 +172,7 @@ def camera_checks(probe: Probe) -> List[Check]:
     system = devices.current()
     cams = devices.list_cameras(probe.host)
     if not cams:
-        access = "" if system.device_nodes else f" ({system.camera_access_fix})"
+        access = "" if system.device_nodes else f"; if one is, {system.camera_access_fix};"
         return [Check("camera", False, "none found (live can use --source demo or a video)",
                       f"plug in a webcam{access}, or use --source demo / --source VIDEO",
                       required=False)]

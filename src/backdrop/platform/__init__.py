@@ -48,8 +48,8 @@ LINUX = System(
 WINDOWS = System(
     name="Windows", capture_api="CAP_DSHOW", device_nodes=False,
     pick_camera="--camera N (0, 1, ...)",
-    camera_access_fix="allow camera access in Settings > Privacy > Camera (also 'Let desktop"
-                      " apps access your camera')",
+    camera_access_fix="allow camera access in Settings > Privacy > Camera, including 'Let"
+                      " desktop apps access your camera'",
     vcam_backend=None,  # pyvirtualcam tries OBS's virtual camera, then Unity Capture
     vcam_fix=f"install {_OBS} and start its virtual camera once (Start Virtual Camera), or"
              f" install Unity Capture",
