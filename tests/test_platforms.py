@@ -320,3 +320,35 @@ def test_doctor_on_a_desktop_system_checks_the_obs_camera_not_v4l2loopback(monke
     assert checks["virtual camera"].ok and checks["camera 0"].detail.startswith("opens at 640x480")
     lines, ok = doctor.report(list(checks.values()))
     assert ok and lines[-1] == "live will work"
+
+
+def test_doctor_does_not_ask_intel_macs_for_litert(monkeypatch):
+    import platform as stdlib_platform
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(stdlib_platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(doctor, "_version", lambda dist: None if dist == "ai-edge-litert"
+                        else "1")
+    check = {c.name: c for c in doctor.software_checks()}["ai-edge-litert"]
+    assert check.ok and "no wheel for Intel macs" in check.detail
+    monkeypatch.setattr(stdlib_platform, "machine", lambda: "arm64")
+    assert not {c.name: c for c in doctor.software_checks()}["ai-edge-litert"].ok
+
+
+def test_without_ai_edge_litert_the_mediapipe_segmenter_runs(monkeypatch):
+    # pyproject.toml leaves ai-edge-litert out where it has no wheel (Intel macs).
+    import importlib.util
+
+    from backdrop.engine.segment import MediaPipeSegmenter, create_segmenter
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ai_edge_litert" else real(name, *a))
+    seg = create_segmenter()
+    try:
+        assert isinstance(seg, MediaPipeSegmenter)
+        w, h = seg.input_size
+        mask = seg.segment(np.zeros((h, w, 3), np.uint8))
+        assert mask.shape == (h, w)
+    finally:
+        seg.close()

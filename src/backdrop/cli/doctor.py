@@ -77,8 +77,10 @@ def software_checks() -> List[Check]:
                         "selfie segmentation models present" if not missing
                         else "missing: " + ", ".join(missing),
                         f"pip install --force-reinstall 'mediapipe=={MEDIAPIPE}'"))
-    litert = _version("ai-edge-litert")
-    checks.append(Check("ai-edge-litert", litert is not None, litert or "not installed",
+    litert, no_wheel = _version("ai-edge-litert"), devices.litert_unavailable()
+    checks.append(Check("ai-edge-litert", litert is not None or bool(no_wheel),
+                        litert or (f"not installed: {no_wheel}; mediapipe runs the model"
+                                   if no_wheel else "not installed"),
                         "pip install ai-edge-litert (runs the model for ~20% less CPU than"
                         " mediapipe, which is used without it)", required=False))
     np_version = _version("numpy") or "not installed"

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from backdrop.errors import VirtualCameraError
-from backdrop.platform import GROUP_FIX, LINUX, MODPROBE, System, current
+from backdrop.platform import GROUP_FIX, LINUX, MODPROBE, System, current, litert_unavailable
 from backdrop.platform.v4l2 import (LOCAL, Host, describe_formats, find_holders, list_formats,
                                     loopback_parameters, parameter_list, truthy)
 
 __all__ = ["GROUP_FIX", "INSTALL", "LOCAL", "MODPROBE", "RELOAD", "Host", "System",
            "camera_formats", "current", "describe_formats", "exclusive_caps", "find_holders",
-           "list_cameras", "list_formats", "list_virtual_cameras", "loopback_parameters",
-           "open_virtual_camera", "sysfs_format", "virtual_camera_state"]
+           "list_cameras", "list_formats", "list_virtual_cameras", "litert_unavailable",
+           "loopback_parameters", "open_virtual_camera", "sysfs_format",
+           "virtual_camera_state"]
 
 INSTALL = LINUX.vcam_fix
 RELOAD = f"sudo modprobe -r v4l2loopback && {MODPROBE}"

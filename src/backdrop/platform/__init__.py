@@ -75,6 +75,16 @@ def current() -> System:
     return LINUX
 
 
+def litert_unavailable() -> str:
+    """'' where ai-edge-litert publishes a wheel backdrop can use (>= 1.2); otherwise why
+    not. pyproject.toml's marker for it says the same."""
+    import platform as stdlib_platform  # this package shadows the name inside backdrop
+
+    if sys.platform == "darwin" and stdlib_platform.machine() == "x86_64":
+        return "ai-edge-litert has no wheel for Intel macs"
+    return ""
+
+
 def idle_detection_unavailable() -> str:
     """'' where the live loop can see which programs read the virtual camera (Linux: their
     open files under /proc, woken by inotify); otherwise why it cannot."""
