@@ -51,8 +51,8 @@ WINDOWS = System(
     camera_access_fix="allow camera access in Settings > Privacy > Camera, including 'Let"
                       " desktop apps access your camera'",
     vcam_backend=None,  # pyvirtualcam tries OBS's virtual camera, then Unity Capture
-    vcam_fix=f"install {_OBS} and start its virtual camera once (Start Virtual Camera), or"
-             f" install Unity Capture",
+    vcam_fix=f"install {_OBS} 26 or later, which brings its virtual camera, or install"
+             f" Unity Capture",
     x_display=False)
 
 MACOS = System(
@@ -82,6 +82,8 @@ def litert_unavailable() -> str:
 
     if sys.platform == "darwin" and stdlib_platform.machine() == "x86_64":
         return "ai-edge-litert has no wheel for Intel macs"
+    if sys.version_info < (3, 10):
+        return "backdrop uses ai-edge-litert from Python 3.10 on"
     return ""
 
 
