@@ -16,7 +16,7 @@ import pytest
 
 from backdrop.platform import v4l2 as devices
 
-from backdrop.live import watch
+from backdrop.live import runner, watch
 from backdrop.config import Config, OutputConfig, RunnerConfig
 from backdrop.platform.v4l2 import Host, Holders
 from backdrop.live.runner import run_live
@@ -123,6 +123,23 @@ def test_cannot_tell_who_reads_means_always_watched_said_once(tmp_path, monkeypa
     stats, _ = live(clock, [vcam], stop)
     assert stats.paused == 0 and stats.processed == 300
     assert logged(caplog, "cannot see which programs read", WARNING) == 1
+
+
+@pytest.mark.parametrize("system,name", [("win32", "Windows"), ("darwin", "macOS")])
+def test_where_readers_cannot_be_seen_idle_is_off_and_said_once(monkeypatch, system, name):
+    # OBS's virtual camera is a name, not a file: nothing under /proc tells who reads it, so
+    # a watch would find no reader and pause for good after the grace time.
+    monkeypatch.setattr(sys, "platform", system)
+    made = []
+    monkeypatch.setattr(runner, "ViewerWatch", lambda *a, **k: made.append(a) or ViewerWatch(*a, **k))
+    clock, stop = SimClock(), threading.Event()
+    vcam = FakeSink("vcam", clock=clock, device="OBS Virtual Camera",
+                    on_send=lambda s: len(s.frames) == 300 and stop.set())  # 10 s
+    stats, logs, cams = live(clock, [vcam], stop)
+    assert stats.processed == 300 and stats.paused == 0 and len(cams) == 1
+    assert vcam.times[-1] - vcam.times[0] > 9.0 and not made
+    assert [m for m in logs if "idle" in m] == [
+        f"idle when unwatched is off: {name} does not tell which apps read the virtual camera"]
 
 
 # ---------------------------------------------------------------------------- ViewerWatch

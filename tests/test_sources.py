@@ -328,8 +328,8 @@ def test_auto_camera_without_cameras_suggests_demo():
 
 def test_auto_camera_skips_devices_that_fail(monkeypatch):
     monkeypatch.setattr(camera, "list_cameras", lambda: [
-        {"path": "/dev/null", "name": "dead", "driver": ""},
-        {"path": "/dev/zero", "name": "good", "driver": ""}])
+        {"id": "/dev/null", "name": "dead", "driver": ""},
+        {"id": "/dev/zero", "name": "good", "driver": ""}])
     caps = {"/dev/null": FakeCapture(opened=False), "/dev/zero": FakeCapture()}
     src = open_camera(cfg(camera="auto"), capture_factory=lambda t: caps[t])
     assert src.label == "/dev/zero"

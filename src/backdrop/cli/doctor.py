@@ -1,8 +1,10 @@
 """`backdrop doctor` and `backdrop devices`: what this machine has for live, and the fix for
-whatever is missing.
+whatever is missing, per system: v4l2loopback, device permissions and the X display on
+Linux; OBS's virtual camera and the camera privacy switch on Windows and macOS.
 
 Every check reads through a `Probe` (kernel files under a root folder, the permission test,
-the environment, the format query), so tests can build a fake /sys, /dev and /proc tree.
+the environment, the format query, the virtual camera), so tests can build a fake /sys, /dev
+and /proc tree. Devices are asked through io.devices, never platform code directly.
 """
 
 from __future__ import annotations
@@ -12,18 +14,11 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from backdrop.engine.segment import MEDIAPIPE
-from backdrop.platform.v4l2 import (LOCAL, Host, describe_formats, find_holders, list_cameras,
-                      list_formats, list_virtual_cameras, loopback_parameters, parameter_list,
-                      truthy)
-
-MODPROBE = 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="backdrop"'
-INSTALL = f"sudo apt install v4l2loopback-dkms && {MODPROBE}"
-RELOAD = f"sudo modprobe -r v4l2loopback && {MODPROBE}"
-GROUP_FIX = "sudo usermod -aG video $USER, then log out and back in"
+from backdrop.io import devices
+from backdrop.io.devices import GROUP_FIX, INSTALL, LOCAL, RELOAD, Host, find_holders
 
 
 @dataclass
@@ -50,8 +45,9 @@ class Probe:
     access: Callable[[str, int], bool] = os.access
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     display: Callable[[Mapping[str, str]], bool] = _default_display
-    formats: Callable[[str], List[dict]] = list_formats
+    formats: Callable[[str], List[dict]] = devices.list_formats
     own_pid: int = field(default_factory=os.getpid)
+    vcam: Callable[[], Tuple[bool, str]] = devices.virtual_camera_state
 
 
 # ---------------------------------------------------------------------------- software
@@ -81,8 +77,10 @@ def software_checks() -> List[Check]:
                         "selfie segmentation models present" if not missing
                         else "missing: " + ", ".join(missing),
                         f"pip install --force-reinstall 'mediapipe=={MEDIAPIPE}'"))
-    litert = _version("ai-edge-litert")
-    checks.append(Check("ai-edge-litert", litert is not None, litert or "not installed",
+    litert, no_wheel = _version("ai-edge-litert"), devices.litert_unavailable()
+    checks.append(Check("ai-edge-litert", litert is not None or bool(no_wheel),
+                        litert or (f"not installed: {no_wheel}; mediapipe runs the model"
+                                   if no_wheel else "not installed"),
                         "pip install ai-edge-litert (runs the model for ~20% less CPU than"
                         " mediapipe, which is used without it)", required=False))
     np_version = _version("numpy") or "not installed"
@@ -113,18 +111,6 @@ def _opencv_check() -> Check:
 
 # ---------------------------------------------------------------------------- devices
 
-def _exclusive_caps(params: Dict[str, str]) -> Optional[List[bool]]:
-    """exclusive_caps of each device the module made (None when not readable)."""
-    if "exclusive_caps" not in params:
-        return None
-    values = [truthy(v) for v in parameter_list(params["exclusive_caps"])]
-    try:
-        count = max(1, int(params.get("devices", "1")))
-    except ValueError:
-        count = 1
-    return values[:count]
-
-
 def module_check(params: Optional[Dict[str, str]]) -> List[Check]:
     if params is None:
         return [Check("v4l2loopback", False, "kernel module not loaded: no virtual camera",
@@ -132,7 +118,7 @@ def module_check(params: Optional[Dict[str, str]]) -> List[Check]:
     shown = " ".join(f"{k}={params[k]}" for k in ("devices", "exclusive_caps", "card_label",
                                                    "video_nr") if k in params)
     checks = [Check("v4l2loopback", True, f"loaded; options: {shown or 'not readable'}")]
-    caps = _exclusive_caps(params)
+    caps = devices.exclusive_caps(params)
     if caps is not None and not all(caps):
         checks.append(Check("exclusive_caps", False,
                             "exclusive_caps=0: Chrome-based apps (Meet, Teams, Discord) will"
@@ -148,17 +134,13 @@ def _holders_text(path: str, probe: Probe) -> str:
 
 
 def _sysfs_format(path: str, probe: Probe) -> str:
-    node = os.path.join(probe.host.sysfs_v4l, os.path.basename(path), "format")
-    try:
-        text = Path(node).read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
+    text = devices.sysfs_format(path, probe.host)
     return f", format {text}" if text else ""
 
 
 def vcam_checks(probe: Probe, loaded: bool) -> Tuple[List[Check], bool]:
     """One check per loopback device; and whether live can write to one of them."""
-    vcams = list_virtual_cameras(probe.host, probe.access)
+    vcams = devices.list_virtual_cameras(probe.host, probe.access)
     if not vcams:
         if not loaded:
             return [], False
@@ -177,22 +159,36 @@ def vcam_checks(probe: Probe, loaded: bool) -> Tuple[List[Check], bool]:
     return checks, usable
 
 
+def desktop_vcam_check(probe: Probe) -> Check:
+    """Windows, macOS: whether OBS's virtual camera (or Unity Capture) opens, which is the
+    only way to learn that it is installed."""
+    ok, detail = probe.vcam()
+    if ok:
+        return Check("virtual camera", True, f"{detail} opens")
+    detail, _, fix = detail.partition(". Fix: ")  # a busy camera's text holds its own fix
+    return Check("virtual camera", False, detail, fix)
+
+
 def camera_checks(probe: Probe) -> List[Check]:
-    cams = list_cameras(probe.host)
+    system = devices.current()
+    cams = devices.list_cameras(probe.host)
     if not cams:
+        access = "" if system.device_nodes else f"; if one is, {system.camera_access_fix};"
         return [Check("camera", False, "none found (live can use --source demo or a video)",
-                      "plug in a webcam, or use --source demo / --source VIDEO", required=False)]
+                      f"plug in a webcam{access}, or use --source demo / --source VIDEO",
+                      required=False)]
     checks = []
     for c in cams:
-        if not probe.access(c["path"], os.R_OK):
-            checks.append(Check(f"camera {c['path']}", False, f"{c['name']}: no permission"
+        if system.device_nodes and not probe.access(c["id"], os.R_OK):
+            checks.append(Check(f"camera {c['id']}", False, f"{c['name']}: no permission"
                                 f" to read it", GROUP_FIX, required=False))
             continue
         try:
-            formats = describe_formats(probe.formats(c["path"]))
+            formats = devices.camera_formats(c, probe.formats)
         except OSError as e:
             formats = f"formats cannot be asked ({e.strerror or e})"
-        checks.append(Check(f"camera {c['path']}", True, f"{c['name']}: {formats}"))
+        detail = f"{c['name']}: {formats}" if system.device_nodes else formats
+        checks.append(Check(f"camera {c['id']}", True, detail))
     return checks
 
 
@@ -211,7 +207,13 @@ def run_checks(probe: Optional[Probe] = None, *, software: bool = True) -> List[
     sinks); a camera need not (the demo works without)."""
     probe = probe or Probe()
     checks = software_checks() if software else []
-    params = loopback_parameters(probe.host)
+    if not devices.current().device_nodes:
+        # A Windows or macOS desktop always shows the preview, so live works without the
+        # virtual camera (and retries it): a missing one is a warning, as beside a display.
+        vcam = desktop_vcam_check(probe)
+        vcam.required = False
+        return checks + [vcam] + camera_checks(probe)
+    params = devices.loopback_parameters(probe.host)
     device_checks = module_check(params)
     more, vcam_ok = vcam_checks(probe, params is not None)
     device_checks += more
@@ -245,9 +247,13 @@ def device_lines(probe: Optional[Probe] = None) -> List[str]:
     cams = [c for c in camera_checks(probe) if c.name.startswith("camera ")]
     lines.append("cameras:" if cams else "cameras: none (use --source demo, or plug in a webcam)")
     lines += [f"  {c.name[len('camera '):]}  {c.detail}" for c in cams]
+    if not devices.current().device_nodes:
+        ok, detail = probe.vcam()
+        return lines + (["virtual cameras:", f"  {detail}  opens"] if ok else
+                        [f"virtual cameras: none; {detail}"])
     vcams, _ = vcam_checks(probe, loaded=True)
     vcams = [c for c in vcams if c.name.startswith("virtual camera ")]
-    loaded = loopback_parameters(probe.host) is not None
+    loaded = devices.loopback_parameters(probe.host) is not None
     lines.append("virtual cameras:" if vcams else "virtual cameras: none (v4l2loopback is "
                  f"{'loaded but made no devices' if loaded else 'not loaded'};"
                  " see `backdrop doctor`)")

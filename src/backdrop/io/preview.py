@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from typing import Optional
 
 import cv2
@@ -12,6 +11,7 @@ import numpy as np
 
 from backdrop.errors import SinkError
 from backdrop.io.frames import Closing, check_frame
+from backdrop.platform import current
 
 KEY_NAMES = {27: "esc", 32: "space", 13: "enter", 10: "enter", 9: "tab", 8: "backspace",
              127: "backspace"}
@@ -22,9 +22,10 @@ def display_available() -> bool:
 
     On Linux that means an X server we can reach: OpenCV's wheel ships only Qt's xcb plugin,
     so a Wayland session without XWayland (or a stale DISPLAY) cannot show a window, and Qt
-    aborts the process instead of raising when it tries.
+    aborts the process instead of raising when it tries. Windows and macOS windows need no
+    server to connect to.
     """
-    if not sys.platform.startswith("linux"):
+    if not current().x_display:
         return True
     display = os.environ.get("DISPLAY", "")
     return bool(display) and x_display_reachable(display)

@@ -1,25 +1,58 @@
-"""The virtual camera through pyvirtualcam (v4l2loopback on Linux), with one-line errors that
-name the cause and the fix."""
+"""The virtual camera through pyvirtualcam (v4l2loopback on Linux, OBS's virtual camera on
+Windows and macOS, or Unity Capture on Windows), with one-line errors that name the cause and
+that system's fix."""
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from backdrop.errors import SinkError, VirtualCameraError
 from backdrop.io.frames import Closing, check_frame, even, fit_frame
+from backdrop.platform import LINUX, MODPROBE, WINDOWS, current
 from backdrop.platform.v4l2 import list_virtual_cameras, loopback_parameters
 
-MODPROBE = 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="backdrop"'
-NO_LOOPBACK = ("no virtual camera: v4l2loopback is not loaded. Fix: sudo apt install"
-               f" v4l2loopback-dkms && {MODPROBE}")
+NO_LOOPBACK = f"no virtual camera: v4l2loopback is not loaded. Fix: {LINUX.vcam_fix}"
+
+
+def _reasons(error: str, *, backends: bool = False) -> str:
+    """pyvirtualcam puts one "'backend' backend: reason" line per backend it tried: one
+    line of them, naming the backends when several were tried."""
+    reasons = []
+    for line in error.splitlines():
+        name, sep, reason = line.partition(" backend: ")
+        name, reason = (name, reason) if sep else ("", line)
+        reason = reason.strip().rstrip(".")
+        if reason:
+            reasons.append(f"{name.strip(chr(39))}: {reason}" if backends and name else reason)
+    return "; ".join(reasons) or "unknown error"
 
 
 def _vcam_message(error: str, device: str) -> str:
-    """One line naming what is wrong with the virtual camera and how to fix it."""
+    """One line naming what is wrong with the virtual camera and how to fix it here."""
+    if current().device_nodes:
+        return _loopback_message(error, device)
+    return _obs_message(error, device)
+
+
+def _obs_message(error: str, device: str) -> str:
+    """Windows and macOS: OBS's virtual camera (or Unity Capture) and pyvirtualcam's texts."""
+    system, text = current(), error.lower()
+    if "multiple cameras" in text or "could not be started" in text:
+        # macOS allows one sender per process; on Windows the shared queue already has one.
+        return ("the virtual camera is in use: stop OBS's own virtual camera (Stop Virtual"
+                " Camera) or the other program sending to it, then try again")
+    if device and ("supports only" in text or "registered with this name" in text):
+        unity = " (or name a Unity Capture device)" if system is WINDOWS else ""
+        return (f"there is no virtual camera named '{device}' on {system.name}: leave out"
+                f" --vcam-device to use OBS Virtual Camera{unity}")
+    return f"no virtual camera ({_reasons(error, backends=True)}). Fix: {system.vcam_fix}"
+
+
+def _loopback_message(error: str, device: str) -> str:
+    """Linux: what is wrong with the v4l2loopback device."""
     text = error.lower()
     what = f"virtual camera {device}" if device else "the virtual camera"
     pick = "or pick another with --vcam-device /dev/videoN (see `backdrop devices`)"
@@ -41,10 +74,7 @@ def _vcam_message(error: str, device: str) -> str:
                    or "could not be queried" in text or "could not be opened" in text):
         return (f"{device} is not a v4l2loopback device (a real camera or another file). Fix:"
                 f" pick one listed by `backdrop devices`, or create one: {MODPROBE}")
-    # pyvirtualcam puts one "'backend' backend: reason" line per backend it tried.
-    reasons = [line.split("backend: ", 1)[-1].strip() for line in error.splitlines()]
-    reason = "; ".join(r.rstrip(".") for r in reasons if r) or "unknown error"
-    return f"{what} cannot be opened: {reason}. Fix: {MODPROBE}"
+    return f"{what} cannot be opened: {_reasons(error)}. Fix: {MODPROBE}"
 
 
 def _no_free_loopback() -> str:
@@ -81,19 +111,21 @@ class VirtualCameraSink(Closing):
             raise VirtualCameraError("pyvirtualcam cannot be imported; reinstall backdrop"
                                      " (pip install pyvirtualcam)") from e
         factory = camera_factory or pyvirtualcam.Camera
-        backend = "v4l2loopback" if sys.platform.startswith("linux") else None
+        system = current()
         try:
             self._cam = factory(self.width, self.height, self.fps,
                                 fmt=pyvirtualcam.PixelFormat.RGB,
-                                device=device or None, backend=backend)
+                                device=device or None, backend=system.vcam_backend)
         except Exception as e:  # pyvirtualcam raises RuntimeError; backends may raise more
             raise VirtualCameraError(_vcam_message(str(e), device)) from e
         self.device = str(getattr(self._cam, "device", device) or device)
         self.name = f"virtual camera {self.device} {self.width}x{self.height} {self.fps:g}fps"
-        try:  # the device number, to notice later that the node went away or was replaced
-            self._rdev: Optional[int] = os.stat(self.device).st_rdev if self.device else None
-        except OSError:
-            self._rdev = None
+        self._rdev: Optional[int] = None
+        if system.device_nodes and self.device:  # elsewhere the device is a name, not a file
+            try:  # the device number, to notice later that the node went away or was replaced
+                self._rdev = os.stat(self.device).st_rdev
+            except OSError:
+                self._rdev = None
 
     def send(self, frame: np.ndarray) -> None:
         if self._cam is None:

@@ -23,9 +23,10 @@ from backdrop.config import Config
 from backdrop.live.controls import KEYS, Controls
 from backdrop.errors import BackdropError
 from backdrop.live.feed import Feed
-from backdrop.live.outputs import Outputs, open_outputs
+from backdrop.live.outputs import Outputs, is_vcam, open_outputs
 from backdrop.live.timing import RateMeter, StageTimes
 from backdrop.live.watch import Clock, FileWatch, ViewerWatch
+from backdrop.platform import idle_detection_unavailable
 
 logger = logging.getLogger(__name__)
 STALL = 2.0       # seconds without a frame from an open camera: treat it as frozen
@@ -99,7 +100,13 @@ class LiveLoop:
         self.config_watch, self.load_config = config_watch, load_config
         self.status = StatusLine(config.runner.status_interval, clock)
         self.stats = RunStats(sent=0, times=self.status.times)
-        self.idle_enabled = config.output.idle_when_unwatched
+        # Idle needs to see who reads the virtual camera; where the system cannot tell, it is
+        # off (said once), or a virtual-camera-only run would pause for good after 2 s.
+        self.idle_unavailable = idle_detection_unavailable()
+        self.idle_enabled = config.output.idle_when_unwatched and not self.idle_unavailable
+        if (config.output.idle_when_unwatched and self.idle_unavailable
+                and any(is_vcam(slot.spec) for slot in outputs.slots)):
+            log(f"idle when unwatched is off: {self.idle_unavailable}")
         self.viewers: Dict[Tuple[str, ...], ViewerWatch] = {}
         self.idle = False
         self.last_seq = 0
@@ -154,8 +161,9 @@ class LiveLoop:
         except BackdropError as e:
             logger.warning(f"{where}: {e}; keeping the previous settings")
             return
-        if new.output.idle_when_unwatched != self.idle_enabled:
-            self.idle_enabled = new.output.idle_when_unwatched
+        wanted = new.output.idle_when_unwatched and not self.idle_unavailable
+        if wanted != self.idle_enabled:
+            self.idle_enabled = wanted
             done.append(f"idle when unwatched {'on' if self.idle_enabled else 'off'}")
         self.status.interval = new.runner.status_interval
         self.config = new

@@ -83,7 +83,8 @@ class ViewerWatch:
     machine, so it runs only when inotify saw the device opened or closed, every `rescan`
     seconds as a safety net, or on every poll where inotify is unavailable; known readers
     are re-checked cheaply. Processes of other users cannot be looked into: when no process
-    at all can be, the answer is None (cannot tell).
+    at all can be, the answer is None (cannot tell). Linux only: the runner makes none where
+    `platform.idle_detection_unavailable()` says why not.
     """
 
     def __init__(self, devices: List[str], clock: Clock, *, host: Host = LOCAL,

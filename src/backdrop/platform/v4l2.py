@@ -2,7 +2,8 @@
 
 Everything reads kernel files through a `Host` whose root is "/" normally, so tests (and
 `backdrop doctor`'s tests) can build a fake /dev, /sys and /proc tree in a temporary folder.
-Nothing here opens a device for streaming; the ioctls only ask questions.
+Nothing here opens a device for streaming; the ioctls only ask questions. `fcntl` is imported
+where an ioctl is made, so this module imports (and its pure parts run) on any system.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import glob
 import os
 import re
@@ -18,6 +18,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set
+
+from backdrop.platform import fourcc_text
 
 # struct v4l2_capability: driver[16] card[32] bus_info[32] version capabilities device_caps rsv[3]
 _V4L2_CAP_FMT = "16s32s32sIII12x"
@@ -83,6 +85,12 @@ def parse_v4l2_capability(raw: bytes) -> dict:
     }
 
 
+def _ioctl(fd: int, request: int, buf: bytearray) -> None:
+    import fcntl  # POSIX only: imported when a device is asked, never at import
+
+    fcntl.ioctl(fd, request, buf)
+
+
 def query_v4l2_device(path: str) -> Optional[dict]:
     """Ask the driver what a /dev/video node is; None if it cannot be asked (no access...)."""
     try:
@@ -91,7 +99,7 @@ def query_v4l2_device(path: str) -> Optional[dict]:
         return None
     try:
         buf = bytearray(struct.calcsize(_V4L2_CAP_FMT))
-        fcntl.ioctl(fd, _VIDIOC_QUERYCAP, buf)
+        _ioctl(fd, _VIDIOC_QUERYCAP, buf)
         return parse_v4l2_capability(bytes(buf))
     except OSError:
         return None
@@ -151,10 +159,6 @@ def list_virtual_cameras(host: Host = LOCAL,
 
 # ---------------------------------------------------------------------------- formats
 
-def fourcc_text(code: int) -> str:
-    return "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\0 ")
-
-
 def _enum(fd: int, request: int, fmt: str, head: tuple, ioctl: Callable) -> List[tuple]:
     """Run an index-enumerating ioctl until the driver says EINVAL. The struct starts with
     the u32 index followed by the u32 fields in `head` (type, pixel format)."""
@@ -172,7 +176,7 @@ def _enum(fd: int, request: int, fmt: str, head: tuple, ioctl: Callable) -> List
     return out
 
 
-def list_formats(path: str, *, ioctl: Callable = fcntl.ioctl,
+def list_formats(path: str, *, ioctl: Callable = _ioctl,
                  opener: Callable[[str], int] = lambda p: os.open(p, os.O_RDONLY | os.O_NONBLOCK)
                  ) -> List[dict]:
     """What a capture device offers: [{'fourcc', 'description', 'sizes': [(w, h), ...]}].
