@@ -69,7 +69,6 @@ def test_imports_point_down_only(module):
             raise AssertionError(f"{module} imports {target}: live and offline stay apart")
 
 
-@pytest.mark.xfail(strict=True, reason="cli/doctor.py still reads platform.v4l2 (being moved)")
 def test_only_io_and_live_touch_platform():
     for module, path in MODULES.items():
         if _package(module) in ("platform", "io", "live"):

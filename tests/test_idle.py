@@ -126,7 +126,8 @@ def test_cannot_tell_who_reads_means_always_watched_said_once(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("system,name", [("win32", "Windows"), ("darwin", "macOS")])
-def test_where_readers_cannot_be_seen_idle_is_off_and_said_once(monkeypatch, system, name):
+def test_where_readers_cannot_be_seen_idle_is_off_and_said_once(monkeypatch, caplog, system,
+                                                                 name):
     # OBS's virtual camera is a name, not a file: nothing under /proc tells who reads it, so
     # a watch would find no reader and pause for good after the grace time.
     monkeypatch.setattr(sys, "platform", system)
@@ -135,10 +136,10 @@ def test_where_readers_cannot_be_seen_idle_is_off_and_said_once(monkeypatch, sys
     clock, stop = SimClock(), threading.Event()
     vcam = FakeSink("vcam", clock=clock, device="OBS Virtual Camera",
                     on_send=lambda s: len(s.frames) == 300 and stop.set())  # 10 s
-    stats, logs, cams = live(clock, [vcam], stop)
+    stats, cams = live(clock, [vcam], stop)
     assert stats.processed == 300 and stats.paused == 0 and len(cams) == 1
     assert vcam.times[-1] - vcam.times[0] > 9.0 and not made
-    assert [m for m in logs if "idle" in m] == [
+    assert [r.getMessage() for r in caplog.records if "idle" in r.getMessage()] == [
         f"idle when unwatched is off: {name} does not tell which apps read the virtual camera"]
 
 

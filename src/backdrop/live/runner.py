@@ -106,7 +106,7 @@ class LiveLoop:
         self.idle_enabled = config.output.idle_when_unwatched and not self.idle_unavailable
         if (config.output.idle_when_unwatched and self.idle_unavailable
                 and any(is_vcam(slot.spec) for slot in outputs.slots)):
-            log(f"idle when unwatched is off: {self.idle_unavailable}")
+            logger.info(f"idle when unwatched is off: {self.idle_unavailable}")
         self.viewers: Dict[Tuple[str, ...], ViewerWatch] = {}
         self.idle = False
         self.last_seq = 0
