@@ -14,7 +14,8 @@ import numpy as np
 from backdrop.engine import kernels
 from backdrop.engine.background import Background, create_background
 from backdrop.config import PipelineConfig, parse_background
-from backdrop.engine.refine import GuidedRefiner, MaskSmoother, check_frame
+from backdrop.engine.refine import GuidedRefiner, MaskSmoother
+from backdrop.io.frames import check_frame
 from backdrop.engine.resize import shrink
 from backdrop.engine.segment import PoseMasker, Segmenter, create_segmenter
 from backdrop.engine.tracking import ChangeGate, CropTracker, person_extent
@@ -301,7 +302,7 @@ class Pipeline:
             return self._render(frame, guide, person, t, composite_wanted=composite)
 
         for frame in frames:
-            check_frame("frame", frame)
+            check_frame(frame, "frame", contiguous=True)
             t: Dict[str, float] = {}
             guide, person = self._person(frame, t, smooth=False)
             pending.append((frame.copy(), guide, t))
@@ -317,7 +318,7 @@ class Pipeline:
                 for r in self.process_sequence(frames, composite=False)]
 
     def _run(self, frame: np.ndarray, *, composite_wanted: bool) -> Frame:
-        check_frame("frame", frame)
+        check_frame(frame, "frame", contiguous=True)
         t: Dict[str, float] = {}
         if composite_wanted and self.spec.kind == "none":
             out = self._buffer("out", frame.shape)

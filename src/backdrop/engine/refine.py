@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from backdrop.engine import kernels
+from backdrop.io.frames import check_frame
 
 
 def check_mask(name: str, mask: np.ndarray, shape: Optional[Tuple[int, int]] = None) -> None:
@@ -17,15 +18,6 @@ def check_mask(name: str, mask: np.ndarray, shape: Optional[Tuple[int, int]] = N
         raise TypeError(f"{name}: expected a 2-D float32 mask, got {got}")
     if shape is not None and mask.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {mask.shape}")
-
-
-def check_frame(name: str, frame: np.ndarray) -> None:
-    if (not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3
-            or frame.dtype != np.uint8):
-        got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
-        raise TypeError(f"{name}: expected an (H, W, 3) uint8 RGB frame, got {got}")
-    if not frame.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous frame (use np.ascontiguousarray)")
 
 
 class MaskSmoother:
@@ -138,7 +130,7 @@ class GuidedRefiner:
         they are person, from the background where not); only cells on the person's edge
         compute per pixel.
         """
-        check_frame("frame", frame)
+        check_frame(frame, "frame", contiguous=True)
         H, W = frame.shape[:2]
         check_mask("coef_a", coef_a)
         check_mask("coef_b", coef_b, coef_a.shape)
@@ -148,8 +140,8 @@ class GuidedRefiner:
         if (out is None) != (background is None):
             raise ValueError("out and background go together")
         if out is not None:
-            check_frame("out", out)
-            check_frame("background", background)
+            check_frame(out, "out", contiguous=True)
+            check_frame(background, "background", contiguous=True)
             if out.shape != frame.shape:
                 raise ValueError(f"out must have the frame's shape {frame.shape}")
             if background.shape[1] != W or not 0 < background.shape[0] <= H:

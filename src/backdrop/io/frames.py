@@ -48,9 +48,12 @@ def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def check_frame(frame: np.ndarray) -> None:
-    """Raise TypeError unless frame is (H, W, 3) uint8 RGB."""
+def check_frame(frame: np.ndarray, name: str = "frame", *, contiguous: bool = False) -> None:
+    """Raise TypeError unless `frame` is (H, W, 3) uint8 RGB (and ValueError unless it is
+    C-contiguous, where the caller's kernels need that)."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 \
             or frame.shape[2] != 3:
-        got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame)
-        raise TypeError(f"expected an (H, W, 3) uint8 RGB frame, got {got}")
+        got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise TypeError(f"{name}: expected an (H, W, 3) uint8 RGB frame, got {got}")
+    if contiguous and not frame.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous frame (use np.ascontiguousarray)")
