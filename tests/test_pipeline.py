@@ -127,13 +127,13 @@ def test_portrait_frames_use_the_square_model_when_the_model_is_auto(astronaut):
     portrait = np.ascontiguousarray(astronaut[:, 128:384])        # 512 x 256, standing
     with make("transparent", "balanced") as p:
         p.matte(astronaut)
-        assert p._portrait is None and p.tracker.aspect == 256 / 144
+        assert p.models._portrait is None and p.tracker.aspect == 256 / 144
         m = p.matte(portrait)
-        assert p._portrait is not None and p._portrait.input_size == (256, 256)
+        assert p.models._portrait is not None and p.models._portrait.input_size == (256, 256)
         assert m[130, 100] > 0.9                                  # her face
     with make("transparent", "balanced", model="landscape") as p:
         p.matte(portrait)
-        assert p._portrait is None                                # an explicit choice holds
+        assert p.models._portrait is None                                # an explicit choice holds
 
 
 def test_person_map_has_no_subnormal_floats(astronaut):
@@ -238,10 +238,10 @@ def test_the_first_frames_after_warm_up_compile_no_kernel(tmp_path):
 @pytest.mark.parametrize("quality", ["fast", "balanced", "best"])
 def test_warm_up_loads_every_model_the_first_frames_need(monkeypatch, astronaut, quality):
     """Loading the portrait or pose model on the first frame made it ~450 ms late."""
-    from backdrop.engine import pipeline
+    from backdrop.engine import models
 
     made = []
-    real_create, real_pose = pipeline.create_segmenter, pipeline.PoseMasker
+    real_create, real_pose = models.create_segmenter, models.PoseMasker
 
     def create(**kw):
         made.append(kw["model"])
@@ -252,8 +252,8 @@ def test_warm_up_loads_every_model_the_first_frames_need(monkeypatch, astronaut,
             made.append("pose")
             super().__init__()
 
-    monkeypatch.setattr(pipeline, "create_segmenter", create)
-    monkeypatch.setattr(pipeline, "PoseMasker", SpyPose)
+    monkeypatch.setattr(models, "create_segmenter", create)
+    monkeypatch.setattr(models, "PoseMasker", SpyPose)
     portrait = np.ascontiguousarray(astronaut[:, 128:384])        # standing: 512 x 256
     with make("blur", quality) as p:
         p.warm_up()

@@ -62,7 +62,7 @@ class LeftPose:
 def test_pose_mask_is_mixed_in_only_around_the_person_it_found():
     preset = dataclasses.replace(PRESETS["best"], pose=0.5, tiles=0, guide_width=600)
     with Pipeline(PipelineConfig.preset("best"), segmenter=Constant(), preset=preset) as p:
-        p._pose = LeftPose()
+        p.models._pose = LeftPose()
         guide = np.zeros((400, 600, 3), np.uint8)
         _, person = p._person(guide, {}, smooth=False)
     assert person.shape == (400, 600)
@@ -84,7 +84,7 @@ def test_selfie_mask_alone_when_off_or_nobody_found(weight, found, calls):
 
     preset = dataclasses.replace(PRESETS["best"], pose=weight, tiles=0)
     with Pipeline(PipelineConfig.preset("best"), segmenter=Constant(), preset=preset) as p:
-        p._pose = Counting()
+        p.models._pose = Counting()
         _, person = p._person(np.zeros((200, 300, 3), np.uint8), {}, smooth=False)
     assert Counting.calls == calls
     np.testing.assert_allclose(person, 0.8, atol=1e-5)

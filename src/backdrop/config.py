@@ -24,6 +24,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 QUALITIES = ("fast", "balanced", "best")
 PRIVACY = ("off", "freeze", "blank")
 MODELS = ("auto", "landscape", "general")
+SUBJECTS = ("auto", "person", "any")
 NAMED_COLOURS = {
     "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128),
     "gray": (128, 128, 128), "red": (255, 0, 0), "green": (0, 255, 0),
@@ -116,6 +117,10 @@ class PipelineConfig:
     model: str = "auto"         # auto: chosen by the quality preset
     background: BackgroundSpec = field(default_factory=lambda: BackgroundSpec("blur"))
     mirror: bool = False
+    # What to cut out: person (the person models), any (the general model: products,
+    # animals, screenshots), auto (decided per photo / shot). Stills and files only: live
+    # always runs the person models (the general model costs ~100x their CPU).
+    subject: str = "person"
 
     @classmethod
     def preset(cls, quality: str, **changes: Any) -> "PipelineConfig":
@@ -266,6 +271,7 @@ def _choice(where: str, value: str, allowed: Tuple[str, ...]) -> None:
 def validate_pipeline(p: PipelineConfig) -> PipelineConfig:
     _choice("[pipeline] quality", p.quality, QUALITIES)
     _choice("[pipeline] model", p.model, MODELS)
+    _choice("[pipeline] subject", p.subject, SUBJECTS)
     return p
 
 

@@ -16,10 +16,10 @@ from backdrop.engine.background import Background, create_background
 from backdrop.config import PipelineConfig, parse_background
 from backdrop.engine.refine import GuidedRefiner, MaskSmoother
 from backdrop.io.frames import check_frame
+from backdrop.engine.models import Models
 from backdrop.engine.resize import shrink
-from backdrop.engine.segment import PoseMasker, Segmenter, create_segmenter
-from backdrop.engine.tracking import ChangeGate, CropTracker, person_extent
-from backdrop.engine import tiling
+from backdrop.engine.segment import Segmenter
+from backdrop.engine.tracking import ChangeGate
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,6 @@ class Frame:
     timings: Dict[str, float] = field(default_factory=dict)   # ms per stage
 
 
-def _guide_box(box, frame_size, gsize):
-    """A full-resolution box in guide pixels (at least one pixel each way)."""
-    (x0, y0, x1, y1), (w, h), (gw, gh) = box, frame_size, gsize
-    gx0, gy0 = round(x0 * gw / w), round(y0 * gh / h)
-    return gx0, gy0, max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
-
-
 class Pipeline:
     def __init__(self, config: Optional[PipelineConfig] = None, *,
                  segmenter: Optional[Segmenter] = None, fps: float = 30.0,
@@ -85,20 +78,13 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.preset = preset or PRESETS[self.config.quality]   # preset: for benchmarks
         model = self.preset.model if self.config.model == "auto" else self.config.model
-        self.segmenter = segmenter if segmenter is not None else create_segmenter(model=model)
+        self.models = Models(self.preset, model=model, subject=self.config.subject,
+                             segmenter=segmenter,
+                             auto_model=(segmenter is None and self.config.model == "auto"
+                                         and model != "general"))
         self.smoother = MaskSmoother(ratio=self.preset.smoothing)
-        self.second = (create_segmenter(model=self.preset.second_model)
-                       if self.preset.second_model else None)
-        # With model "auto", portrait frames go to the square general model: squeezing a
-        # standing person into the 16:9 landscape input cost 0.016 BF on the photos.
-        self._auto_model = segmenter is None and self.config.model == "auto" and model != "general"
-        self._portrait: Optional[Segmenter] = None
-        self._pose: Optional[PoseMasker] = None
         self._size = (0, 0)
-        mw, mh = self.segmenter.input_size
-        self.tracker = CropTracker(aspect=mw / mh)
         self.gate = ChangeGate(threshold=self.preset.still_levels)
-        self.model_runs = 0              # frames the model ran on (the rest reused a mask)
         self._still: Optional[np.ndarray] = None   # the mask reused while nothing moves
         self._calm = 0                   # frames in a row the scene has not moved
         self.refiner = GuidedRefiner(radius=self.preset.radius, eps=self.preset.eps,
@@ -118,10 +104,23 @@ class Pipeline:
         if old is not None:
             old.close()
 
+    @property
+    def segmenter(self) -> Segmenter:
+        return self.models.segmenter
+
+    @property
+    def tracker(self):
+        return self.models.tracker
+
+    @property
+    def model_runs(self) -> int:
+        """Frames the person model ran on (the rest reused a mask)."""
+        return self.models.runs
+
     def reset(self) -> None:
         """Forget temporal state (call between unrelated images or videos)."""
         self.smoother.reset()
-        self.tracker.reset()
+        self.models.reset()
         self.refiner.reset()
         self.gate.reset()
         self._still = None
@@ -156,19 +155,10 @@ class Pipeline:
                 t["segment"] = (time.perf_counter() - t0) * 1e3
                 t["smooth"] = 0.0
                 return guide, self._still
-        crop = self.preset.crop
-        person = self._segment(frame, gsize, self.tracker.box if crop else None)
-        if crop and self.preset.two_pass and self.tracker.box is None:
-            self.tracker.update(person, w, h)
-            if self.tracker.box is not None:
-                person = self._segment(frame, gsize, self.tracker.box)
-        if self.preset.tiles:
-            person = self._tiled(frame, gsize, person)
-        if self.preset.pose:
-            person = self._with_pose(frame, gsize, person)
+        person = self.models.subject_map(frame, guide, gsize)
         t1 = time.perf_counter()
         smoothed = self.smoother.update(person) if smooth else person
-        if crop:
+        if self.preset.crop:
             self.tracker.update(smoothed, w, h)
         if gated:
             self.gate.model_ran(guide)
@@ -177,105 +167,6 @@ class Pipeline:
         t["segment"] = (t1 - t0) * 1e3
         t["smooth"] = (t2 - t1) * 1e3
         return guide, smoothed
-
-    def _segment(self, frame: np.ndarray, gsize, box) -> np.ndarray:
-        """Person probability at guide size from the model run on `box` (None: all)."""
-        h, w = frame.shape[:2]
-        x0, y0, x1, y1 = box or (0, 0, w, h)
-        # INTER_LINEAR, as MediaPipe resizes itself: the model was trained on such input;
-        # an area-averaged (softer) input cost ~10 IoU points on real video.
-        raw = self._run_model(self._segmenter_for(w, h), frame[y0:y1, x0:x1])
-        self.model_runs += 1
-        if self.second is not None:
-            extra = self._run_model(self.second, frame[y0:y1, x0:x1])
-            raw += cv2.resize(extra, raw.shape[::-1], interpolation=cv2.INTER_LINEAR)
-            raw *= 0.5
-        if box is None:
-            return cv2.resize(raw, gsize, interpolation=cv2.INTER_LINEAR)
-        gx0, gy0, gx1, gy1 = _guide_box(box, (w, h), gsize)
-        person = np.zeros(gsize[::-1], np.float32)
-        person[gy0:gy1, gx0:gx1] = cv2.resize(raw, (gx1 - gx0, gy1 - gy0),
-                                              interpolation=cv2.INTER_LINEAR)
-        return person
-
-    def _tiled(self, frame: np.ndarray, gsize, person: np.ndarray) -> np.ndarray:
-        """`person` averaged with model passes on tiles along the person (see tiling.py)."""
-        h, w = frame.shape[:2]
-        extent = person_extent(person, w, h)
-        if extent is None:
-            return person
-        p = self.preset
-        segmenter = self._segmenter_for(w, h)
-        mw, mh = segmenter.input_size
-        total = person.copy()
-        gate = None
-        if p.tile_band > 0:
-            long_side = max(extent[2] - extent[0], extent[3] - extent[1]) * gsize[1] / h
-            gate = tiling.boundary_gate(person, p.tile_band * long_side)
-        weight = np.ones(person.shape, np.float32)    # the whole pass counts as one tile
-        for box in tiling.tile_boxes(extent, tiles=p.tiles, overlap=p.tile_overlap,
-                                     margin=p.tile_margin, aspect=mw / mh, width=w, height=h):
-            x0, y0, x1, y1 = box
-            gx0, gy0, gx1, gy1 = gbox = _guide_box(box, (w, h), gsize)
-            raw = self._run_model(segmenter, frame[y0:y1, x0:x1])
-            part = cv2.resize(raw, (gx1 - gx0, gy1 - gy0), interpolation=cv2.INTER_LINEAR)
-            fade = tiling.feather(box, gbox, (w, h), p.tile_ramp)
-            if gate is not None:
-                fade *= gate[gy0:gy1, gx0:gx1]
-            total[gy0:gy1, gx0:gx1] += part * fade
-            weight[gy0:gy1, gx0:gx1] += fade
-        return total / weight
-
-    def _with_pose(self, frame: np.ndarray, gsize, person: np.ndarray) -> np.ndarray:
-        """`person` averaged with the pose model's mask, inside a box around the one person
-        that model finds (feathered at its edges). Anyone else keeps the selfie mask alone:
-        the pose model sees one person, and must not halve a second one."""
-        mask = self._pose_masker().mask(frame)
-        if mask is None:
-            return person
-        h, w = frame.shape[:2]
-        pose = cv2.resize(mask, gsize, interpolation=cv2.INTER_AREA)
-        extent = person_extent(pose, w, h)
-        if extent is None:
-            return person
-        x0, y0, x1, y1 = tiling.grow(extent, 0.1, w, h)
-        box = (int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1)))
-        gx0, gy0, gx1, gy1 = gbox = _guide_box(box, (w, h), gsize)
-        weight = np.zeros(person.shape, np.float32)
-        weight[gy0:gy1, gx0:gx1] = tiling.feather(box, gbox, (w, h), 0.1) * self.preset.pose
-        return person + (pose - person) * weight
-
-    def _segmenter_for(self, w: int, h: int) -> Segmenter:
-        chosen = self.segmenter
-        if self._auto_model and h > w * 1.1:
-            chosen = self._portrait_segmenter()
-        mw, mh = chosen.input_size
-        self.tracker.aspect = mw / mh
-        return chosen
-
-    def _portrait_segmenter(self) -> Segmenter:
-        if self._portrait is None:
-            self._portrait = create_segmenter(model="general")
-        return self._portrait
-
-    def _pose_masker(self) -> PoseMasker:
-        if self._pose is None:
-            self._pose = PoseMasker()
-        return self._pose
-
-    def _run_model(self, segmenter: Segmenter, crop: np.ndarray) -> np.ndarray:
-        """One model on a crop (any size), plus its mirrored pass when the preset says so."""
-        small = cv2.resize(crop, segmenter.input_size, interpolation=cv2.INTER_LINEAR)
-        raw = np.array(segmenter.segment(small), dtype=np.float32)   # ours to keep
-        if self.preset.flip:
-            mirrored = segmenter.segment(np.ascontiguousarray(small[:, ::-1]))
-            raw += mirrored[:, ::-1]
-            raw *= 0.5
-        # The model's sigmoid gives values down to 1e-41 far from the person: subnormal
-        # floats, on which every later multiply takes a slow microcode path (the guided
-        # filter ran 2x slower on real output than on random input). Nothing < 1e-6 matters.
-        cv2.threshold(raw, 1e-6, 0, cv2.THRESH_TOZERO, dst=raw)
-        return raw
 
     def process(self, frame: np.ndarray) -> Frame:
         return self._run(frame, composite_wanted=True)
@@ -366,31 +257,20 @@ class Pipeline:
         return self._run(frame, composite_wanted=False).alpha.astype(np.float32) * np.float32(1 / 255)
 
     def warm_up(self) -> float:
-        """Compile kernels, load every model this preset may call and run each once;
-        returns seconds spent. The portrait and pose models are otherwise loaded on the
-        first frame that needs them, which made a live first frame ~450 ms late; the
-        portrait model is loaded even for a landscape camera (a few ms): a source may
-        still send portrait frames later."""
+        """Compile kernels, load every model this pipeline may call and run each once
+        (see Models.warm_up); returns seconds spent."""
         t = time.perf_counter()
         kernels.warm_up()
-        segmenters = [self.segmenter, self.second]
-        if self._auto_model:
-            segmenters.append(self._portrait_segmenter())
-        for seg in filter(None, segmenters):
-            w, h = seg.input_size
-            seg.segment(np.zeros((h, w, 3), np.uint8))
-        if self.preset.pose:
-            self._pose_masker()          # loads and runs the model once itself
+        self.models.warm_up()
         return time.perf_counter() - t
 
     def close(self) -> None:
         if self.background is not None:
             self.background.close()
             self.background = None
-        for seg in (self.segmenter, self.second, self._portrait, self._pose):
-            if seg is not None:
-                seg.close()
-        self.segmenter = self.second = self._portrait = self._pose = None
+        if self.models is not None:
+            self.models.close()
+            self.models = None
 
     def __enter__(self) -> "Pipeline":
         return self

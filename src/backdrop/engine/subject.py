@@ -23,7 +23,8 @@ from typing import Optional
 
 import numpy as np
 
-SUBJECTS = ("auto", "person", "any")
+from backdrop.config import SUBJECTS
+
 MIN_PERSON = 0.005   # of the frame: below this the person model found nobody
 AGREE = 0.7          # IoU of the two >= 0.5 regions above which both see the same subject
 # A new shot: the guide's mean absolute change (levels) above which a video's decision is
