@@ -6,6 +6,7 @@ Heavy modules (mediapipe, cv2, numba) are imported inside the commands so `--hel
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import contextlib
 import logging
 import platform
@@ -120,7 +121,9 @@ def _live_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="backdrop", description="Blur or replace the background behind a person.",
+        prog="backdrop",
+        description="Blur or replace the background behind a person live, or cut any subject"
+        " out of photos and videos.",
         epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"backdrop {__version__}")
     add_verbosity(parser, top=True)
@@ -153,9 +156,21 @@ def live_overrides(args: argparse.Namespace) -> Dict[str, Dict]:
     }
 
 
+def load_live(path: Optional[str], overrides: Dict[str, Dict]) -> Config:
+    """The config for live: people only, whatever [pipeline] subject says (that setting is
+    for image and video: the general model costs ~100x the person model's CPU)."""
+    config = load(path, overrides)
+    if config.pipeline.subject != "person":
+        logger.warning(f"[pipeline] subject = {config.pipeline.subject!r} applies to image and"
+                       " video; live always looks for people")
+        config = dataclasses.replace(
+            config, pipeline=dataclasses.replace(config.pipeline, subject="person"))
+    return config
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     overrides = live_overrides(args)
-    config: Config = load(args.config, overrides)
+    config: Config = load_live(args.config, overrides)
     logger.debug(f"settings: {config}")
     from backdrop.live.runner import run_live
     from backdrop.engine.segment import setup_native_libraries
@@ -175,7 +190,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         # Called again with the new [pipeline] settings when an edit changes the quality.
         make_pipeline=make_pipeline,
         open_sink=open_sink,
-        config_path=args.config, load_config=lambda: load(args.config, overrides))
+        config_path=args.config, load_config=lambda: load_live(args.config, overrides))
     extra = [f"{n} {what}" for n, what in ((stats.placeholders, "placeholder"),
                                            (stats.paused, "paused"),
                                            (stats.private, "privacy")) if n]

@@ -16,7 +16,7 @@ import time
 from typing import Iterator, Optional
 
 from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from backdrop.config import QUALITIES
+from backdrop.config import QUALITIES, SUBJECTS
 from backdrop.errors import BackdropError, InputError
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ IMAGE_HELP = """\
 outputs (default: next to each input):
   transparent cut-out   photo.jpg -> photo.cutout.png   (PNG/WebP with a soft alpha channel)
   --background SPEC     photo.jpg -> photo.composite.png (or -o photo.jpg: JPEG is fine here)
-  --mask                photo.jpg -> photo.mask.png     (8-bit grey, 255 = person)
+  --mask                photo.jpg -> photo.mask.png     (8-bit grey, 255 = subject)
   --check               also photo.check.png: the cut-out on white, black, grey, a
                         checkerboard and green, to spot halos
   -o FILE for one input; -o DIR/ for several (created if missing; same stems, and
@@ -80,11 +80,19 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _subject_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subject", choices=SUBJECTS, default="auto",
+                        help="what to cut out: auto (default: decided per photo, and per shot"
+                        " of a video), person (people only), any (whatever the picture is of:"
+                        " a product, an animal, a screenshot)")
+
+
 def add_parsers(sub) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("image", help="remove or replace the background of photos",
-                       description="Cut people out of photos (transparent PNG/WebP), put them"
-                       " on another background, or write their masks.",
+                       description="Cut the subject out of photos (a person, a product, an"
+                       " animal: transparent PNG/WebP), put it on another background, or write"
+                       " its mask.",
                        epilog=IMAGE_HELP, formatter_class=raw)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (JPEG, PNG, WebP, BMP, TIFF), folders, or patterns"
@@ -98,6 +106,7 @@ def add_parsers(sub) -> None:
                    help="output format (default: png, or the -o file's extension);"
                    " jpg only with an opaque --background")
     p.add_argument("--quality", choices=QUALITIES, default="best", help="default: best")
+    _subject_argument(p)
     p.add_argument("-r", "--recursive", action="store_true", help="look into subfolders")
     p.add_argument("--shadow", action="store_true", help="add a soft drop shadow")
     p.add_argument("--check", action="store_true",
@@ -114,8 +123,9 @@ def add_parsers(sub) -> None:
     v.add_argument("--background", metavar="SPEC",
                    help="transparent, blur[:STRENGTH], a colour, an image/video path, or none"
                    " (default: transparent for .webm/.mov/folders, blur otherwise)")
-    v.add_argument("--mask", action="store_true", help="write the matte (grey, 255 = person)")
+    v.add_argument("--mask", action="store_true", help="write the matte (grey, 255 = subject)")
     v.add_argument("--quality", choices=QUALITIES, default="best", help="default: best")
+    _subject_argument(v)
     v.add_argument("--fps", type=_positive_float,
                    help="frame rate for a folder of frames (default: 30)")
 
@@ -163,7 +173,7 @@ def _plan_images(args: argparse.Namespace):
     kind = choose_kind(spec, args.mask)
     fmt = choose_format(args.format, args.output, to_folder, kind)
     settings = ImageSettings(quality=args.quality, background=spec, kind=kind, fmt=fmt,
-                             shadow=args.shadow, check=args.check)
+                             shadow=args.shadow, check=args.check, subject=args.subject)
     tasks = plan_outputs(inputs, args.output, to_folder, settings)
     make_folders(tasks)
     return settings, tasks
@@ -332,7 +342,7 @@ def _run_video(args: argparse.Namespace) -> int:
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     _quiet_engine()
     logger.debug(f"{plan.source} -> {plan.output} ({plan.kind}, background {plan.background}),"
-                 f" quality {args.quality}")
+                 f" quality {args.quality}, subject {args.subject}")
     state = {"bar": None, "done": 0}
 
     def on_start(total: int) -> None:
@@ -345,7 +355,8 @@ def _run_video(args: argparse.Namespace) -> int:
 
     try:
         with _sigterm_as_interrupt():
-            outcome = run_video(plan, args.quality, on_start=on_start, on_frame=on_frame)
+            outcome = run_video(plan, args.quality, subject=args.subject, on_start=on_start,
+                                on_frame=on_frame)
     except KeyboardInterrupt:
         left = ("the frames done so far are in " + plan.output if plan.to_folder
                 else "no video was written")

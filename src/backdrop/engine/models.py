@@ -16,7 +16,7 @@ import numpy as np
 
 from backdrop.engine import tiling
 from backdrop.engine.general import GeneralSegmenter
-from backdrop.engine.segment import PoseMasker, Segmenter, create_segmenter
+from backdrop.engine.segment import FaceFinder, PoseMasker, Segmenter, create_segmenter
 from backdrop.engine.subject import SubjectChooser, combine
 from backdrop.engine.tracking import CropTracker, person_extent
 
@@ -45,6 +45,7 @@ class Models:
         self._pose: Optional[PoseMasker] = None
         self.subject = SubjectChooser(subject)
         self.general = GeneralSegmenter() if subject != "person" else None
+        self.faces = FaceFinder() if subject == "auto" else None
         mw, mh = self.segmenter.input_size
         self.tracker = CropTracker(aspect=mw / mh)
         self.runs = 0                    # frames the person model ran on
@@ -62,7 +63,8 @@ class Models:
             return self._general_map(frame, gsize)
         person = self._first_pass(frame, gsize)
         general = self._general_map(frame, gsize) if self.general is not None else None
-        self.choice = self.subject.choose(guide, person, general)
+        self.choice = self.subject.choose(guide, person, general,
+                                          lambda: self.faces.count(frame))
         if self.choice == "general":     # no person: the person model's extras would not help
             return general
         if self.preset.tiles:
@@ -205,7 +207,9 @@ class Models:
             self.pose_masker()          # loads and runs the model once itself
 
     def close(self) -> None:
-        for seg in (self.segmenter, self.second, self._portrait, self._pose, self.general):
+        for seg in (self.segmenter, self.second, self._portrait, self._pose, self.general,
+                    self.faces):
             if seg is not None:
                 seg.close()
-        self.segmenter = self.second = self._portrait = self._pose = self.general = None
+        self.segmenter = self.second = self._portrait = self._pose = None
+        self.general = self.faces = None

@@ -316,3 +316,33 @@ class PoseMasker:
         pose, self._pose = getattr(self, "_pose", None), None
         if pose is not None:
             pose.close()
+
+
+class FaceFinder:
+    """MediaPipe's full-range face detector (face_detection_full_range_sparse.tflite, in the
+    wheel): does the picture show a person? The person models also answer for cups and
+    cats; a face is what tells a person from a thing. Full range because a standing person
+    is small in the frame: it found a face in 78 of the 80 shared photos of people, the
+    short-range model in 22."""
+
+    def __init__(self, *, confidence: float = 0.5):
+        import mediapipe as mp
+
+        with quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                self._detector = mp.solutions.face_detection.FaceDetection(
+                    model_selection=1, min_detection_confidence=confidence)
+                self._detector.process(np.zeros((64, 64, 3), np.uint8))   # loads and prints
+            except Exception as e:
+                raise ModelError(f"cannot load the face detection model: {e}") from e
+
+    def count(self, frame: np.ndarray) -> int:
+        """How many faces the detector finds in an RGB frame."""
+        result = self._detector.process(np.ascontiguousarray(frame))
+        return len(result.detections or [])
+
+    def close(self) -> None:
+        detector, self._detector = getattr(self, "_detector", None), None
+        if detector is not None:
+            detector.close()

@@ -27,18 +27,21 @@ CHECK_TILE = 480            # long side of each contact-sheet tile, pixels
 CHECK_COLOURS = ((255, 255, 255), (0, 0, 0), (128, 128, 128), None, (0, 200, 0))  # None: checker
 
 
-def quality_warnings(width: int, height: int, alpha: np.ndarray) -> List[str]:
-    """Reasons the cut-out may look rough; empty when the input is fine."""
+def quality_warnings(width: int, height: int, alpha: np.ndarray,
+                     what: str = "person") -> List[str]:
+    """Reasons the cut-out may look rough; empty when the input is fine. `what` names the
+    subject: "person" (--subject person) or "subject"."""
     notes = []
     if min(width, height) < MIN_SHORT_SIDE:
         notes.append(f"only {width}x{height} px: edges are clean from {MIN_SHORT_SIDE} px on the"
                      " shorter side; use a larger original if you have one")
     person = np.count_nonzero(alpha >= 128) / alpha.size
     if person < NO_PERSON_FRACTION:
-        notes.append("no person found; the result is (almost) all background")
+        fix = "; try --subject any" if what == "person" else ""
+        notes.append(f"no {what} found; the result is (almost) all background{fix}")
     elif person < MIN_PERSON_FRACTION:
-        notes.append(f"the person covers only {person:.1%} of the picture (clean edges need"
-                     f" {MIN_PERSON_FRACTION:.0%} or more); crop closer to the person")
+        notes.append(f"the {what} covers only {person:.1%} of the picture (clean edges need"
+                     f" {MIN_PERSON_FRACTION:.0%} or more); crop closer to the {what}")
     return notes
 
 

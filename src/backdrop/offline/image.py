@@ -31,6 +31,7 @@ class ImageSettings:
     fmt: str             # png | webp | jpg
     shadow: bool = False
     check: bool = False
+    subject: str = "auto"     # auto | person | any (see engine/subject.py)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class ImageWorker:
         self.settings = settings
         # A mask needs no compositing: the transparent spec makes the pipeline skip it.
         spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
-        self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec))
+        self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
+                                                        subject=settings.subject))
 
     def run(self, task: ImageTask) -> ImageResult:
         result = ImageResult(task.source)
@@ -238,7 +240,8 @@ class ImageWorker:
         processed = self.pipeline.process(frame)
         alpha = processed.alpha.copy()
         h, w = alpha.shape
-        result.warnings = cutout.quality_warnings(w, h, alpha)
+        result.warnings = cutout.quality_warnings(
+            w, h, alpha, "person" if self.settings.subject == "person" else "subject")
         shadow = cutout.shadow_matte(alpha) if self.settings.shadow else None
         layer = (cutout.rgba(frame, alpha) if shadow is None
                  else cutout.rgba_with_shadow(frame, alpha, shadow))

@@ -126,7 +126,7 @@ def _audio_outcome(sink, reader) -> str:
     return getattr(sink, "audio_mode", "dropped")
 
 
-def run_video(plan: VideoPlan, quality: str, *,
+def run_video(plan: VideoPlan, quality: str, *, subject: str = "auto",
               on_start: Callable[[int], None] = lambda total: None,
               on_frame: Callable[[], None] = lambda: None) -> VideoOutcome:
     """Process every readable frame. Raises InputError when not one frame could be read."""
@@ -139,7 +139,8 @@ def run_video(plan: VideoPlan, quality: str, *,
         reader = stack.enter_context(open_reader(plan.source, plan.fps))
         engine_spec = BackgroundSpec("transparent") if plan.kind == "mask" else plan.background
         pipeline = stack.enter_context(Pipeline(
-            PipelineConfig.preset(quality, background=engine_spec), fps=float(reader.fps)))
+            PipelineConfig.preset(quality, background=engine_spec, subject=subject),
+            fps=float(reader.fps)))
         sink = _open_sink(plan, reader, stack)
         on_start(reader.expected)
         # Reading, the pipeline and writing overlap on three threads (see stages.py); the
