@@ -69,13 +69,21 @@ class Frame:
     image: np.ndarray                 # (H, W, 3) uint8 RGB, composited
     alpha: np.ndarray                 # (H, W) uint8 matte, 255 = person
     timings: Dict[str, float] = field(default_factory=dict)   # ms per stage
+    # The subject's own colour where alpha is fractional (the frame elsewhere), for cut-outs;
+    # None: the frame's pixels (pipelines made without foreground=True).
+    colour: Optional[np.ndarray] = None
 
 
 class Pipeline:
     def __init__(self, config: Optional[PipelineConfig] = None, *,
                  segmenter: Optional[Segmenter] = None, fps: float = 30.0,
-                 preset: Optional[Preset] = None):
+                 preset: Optional[Preset] = None, matting: bool = False,
+                 foreground: bool = False):
+        """matting: re-solve alpha on the outline with closed-form matting (stills: 0.1-0.5 s
+        a photo); foreground: give the outline the subject's own colour (files: tens of ms a
+        frame). Neither is for live (matting.py)."""
         self.config = config or PipelineConfig()
+        self.matting, self.foreground = matting, foreground or matting
         self.preset = preset or PRESETS[self.config.quality]   # preset: for benchmarks
         model = self.preset.model if self.config.model == "auto" else self.config.model
         self.models = Models(self.preset, model=model, subject=self.config.subject,
@@ -241,16 +249,43 @@ class Pipeline:
         t["refine"] = (t1 - t0) * 1e3
         t["background"] = (t2 - t1) * 1e3
         t["composite"] = (t3 - t2) * 1e3
-        return self._finish(out, alpha, t)
+        colour = None
+        if self.foreground:
+            colour = self._edges(frame, alpha, out, background)
+            t["matting"] = (time.perf_counter() - t3) * 1e3
+        return self._finish(out, alpha, t, colour)
 
-    def _finish(self, out: np.ndarray, alpha: np.ndarray, t: Dict[str, float]) -> Frame:
+    def _edges(self, frame: np.ndarray, alpha: np.ndarray, out: np.ndarray,
+               background: Optional[np.ndarray]) -> np.ndarray:
+        """Matting-grade edges (matting.py): alpha re-solved on the outline (if asked), the
+        subject's colour there, and the composite made again from both."""
+        from backdrop.engine.matting import estimate_foreground, refine_alpha
+
+        a = alpha.astype(np.float32) * np.float32(1 / 255)
+        # People only: on the shared objects (cluttered scenes whose colours repeat in the
+        # background) re-solving the outline cost 0.01 IoU; on people it gained a little
+        # IoU and a third of the edge-colour error.
+        if self.matting and self.models.choice != "general":
+            a = refine_alpha(frame, a)
+            np.copyto(alpha, np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8))
+        colour = estimate_foreground(frame, a)
+        if background is not None:
+            h, w = frame.shape[:2]
+            back = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+            a3 = a[..., None]
+            np.copyto(out, np.clip(colour * a3 + back * (1 - a3) + 0.5, 0, 255).astype(np.uint8))
+        return colour
+
+    def _finish(self, out: np.ndarray, alpha: np.ndarray, t: Dict[str, float],
+                colour: Optional[np.ndarray] = None) -> Frame:
         if self.mirror:  # the matte too: a cut-out or a mask must match the picture
             mirrored = self._buffer("mirrored", out.shape)
             cv2.flip(out, 1, dst=mirrored)
             flipped = self._buffer("mirrored_alpha", alpha.shape)
             cv2.flip(alpha, 1, dst=flipped)
             out, alpha = mirrored, flipped
-        return Frame(image=out, alpha=alpha, timings=t)
+            colour = None if colour is None else np.ascontiguousarray(colour[:, ::-1])
+        return Frame(image=out, alpha=alpha, timings=t, colour=colour)
 
     def matte(self, frame: np.ndarray) -> np.ndarray:
         """The person matte as float32 (H, W) in [0, 1] (a new array); no compositing."""

@@ -215,7 +215,8 @@ class ImageWorker:
         # A mask needs no compositing: the transparent spec makes the pipeline skip it.
         spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
         self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
-                                                        subject=settings.subject))
+                                                        subject=settings.subject),
+                                 matting=True)
 
     def run(self, task: ImageTask) -> ImageResult:
         result = ImageResult(task.source)
@@ -243,8 +244,10 @@ class ImageWorker:
         result.warnings = cutout.quality_warnings(
             w, h, alpha, "person" if self.settings.subject == "person" else "subject")
         shadow = cutout.shadow_matte(alpha) if self.settings.shadow else None
-        layer = (cutout.rgba(frame, alpha) if shadow is None
-                 else cutout.rgba_with_shadow(frame, alpha, shadow))
+        # the subject's own colour on its outline, not the old background's (no glow)
+        colour = frame if processed.colour is None else processed.colour
+        layer = (cutout.rgba(colour, alpha) if shadow is None
+                 else cutout.rgba_with_shadow(colour, alpha, shadow))
         kind = self.settings.kind
         if kind == "mask":
             image = alpha

@@ -98,8 +98,9 @@ def _render(frame, kind: str) -> np.ndarray:
     """The pipeline's buffers are reused next frame; everything returned here is a copy."""
     if kind == "mask":
         return frame.alpha.copy()
-    if kind == "alpha":
-        return np.dstack((frame.image, frame.alpha))
+    if kind == "alpha":   # the subject's own colour on its outline, not the old background's
+        colour = frame.image if frame.colour is None else frame.colour
+        return np.dstack((colour, frame.alpha))
     return frame.image.copy()
 
 
@@ -140,7 +141,7 @@ def run_video(plan: VideoPlan, quality: str, *, subject: str = "auto",
         engine_spec = BackgroundSpec("transparent") if plan.kind == "mask" else plan.background
         pipeline = stack.enter_context(Pipeline(
             PipelineConfig.preset(quality, background=engine_spec, subject=subject),
-            fps=float(reader.fps)))
+            fps=float(reader.fps), foreground=plan.kind != "mask"))
         sink = _open_sink(plan, reader, stack)
         on_start(reader.expected)
         # Reading, the pipeline and writing overlap on three threads (see stages.py); the

@@ -1,0 +1,142 @@
+"""Matting-grade edges for stills and files: real fractional alpha on the outline, and the
+subject's own colour in it.
+
+The models give a soft step at their own low resolution; the guided filter puts it on the
+image's edges, but where the subject meets the background the alpha is still a blurred
+step, and a semi-transparent pixel still carries the old background's colour (a pale rim
+on black when the photo had a light wall). Two steps fix that:
+
+- `refine_alpha`: closed-form matting (Levin, Lischinski & Weiss 2008, via pymatting)
+  inside a band of +-BAND px around the mask's outline: alpha there is solved from the
+  image's colours, with the inside and outside of the band held fixed. Measured on the
+  edge-colour check (people pasted on plain light and dark backdrops), the band's width
+  matters most: +-7 px beat +-3..5 and +-9..18 (a wide band lets textured clothing leak).
+  Only where the outline has sure subject and sure background within reach: in a wide
+  haze the band's anchors are guesses (that cost 1 level on the check, and it stops the
+  solve turning a blurred chest in front of a blurred room into opaque blobs).
+- `estimate_foreground`: in the same band, the colour the subject has there: half the solve
+  of I = alpha F + (1 - alpha) B (B and F the local means of the sure background and the
+  sure subject nearby), half the pixel leaned towards F by 1 - alpha. On the edge-colour
+  check with the true alpha: 4.7 levels with the frame's own colour, 2.9 with this, 1.6
+  with the solve alone, 2.8 with pymatting's multilevel estimate (at 2-8x the time); with
+  the alpha backdrop really makes, the solve alone was worse than the frame's colour on the
+  light backdrop (9.4 against 8.9), this not (8.9).
+
+The pipeline runs `refine_alpha` on photos of people only: on the 200 shared objects it
+cost 0.01 IoU (0.884 -> 0.874), on the 80 people photos it gained 0.001.
+
+Both work at most at MAX_SIDE px on the long side (cost grows with pixels: 0.45 MP took
+~0.15 s for the band, 2.8 MP ~4 s), and return new arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import cv2
+import numpy as np
+
+BAND = 7             # px at the working resolution, each side of the 0.5 outline
+MAX_SIDE = 1024      # the long side matting works at
+SURE = 0.98          # alpha above this is the subject's own pixel, below 1 - SURE background
+
+
+def _band(alpha: np.ndarray, radius: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(sure subject, sure background) outside +-radius of the 0.5 outline."""
+    inside = (alpha >= 0.5).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.erode(inside, kernel) > 0, cv2.dilate(inside, kernel) == 0
+
+
+def _work_scale(shape) -> float:
+    return min(1.0, MAX_SIDE / max(shape[:2]))
+
+
+def refine_alpha(frame: np.ndarray, alpha: np.ndarray, *, band: int = BAND) -> np.ndarray:
+    """Alpha (float32 0..1, the frame's size) re-estimated by closed-form matting in the
+    band around its outline; unchanged outside it. `frame`: (H, W, 3) uint8 RGB."""
+    from pymatting import estimate_alpha_cf
+
+    h, w = alpha.shape
+    ys, xs = np.nonzero((alpha > 0.02) & (alpha < 0.98) | _edge(alpha))
+    if ys.size == 0:
+        return alpha.astype(np.float32, copy=True)
+    k = _work_scale(alpha.shape)
+    pad = int(np.ceil((band + 2) / k))
+    y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+    crop, a = frame[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+    size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if k < 1 else crop
+    small_a = cv2.resize(a, size, interpolation=cv2.INTER_AREA) if k < 1 else a
+    sure_in, sure_out = _band(small_a, band)
+    trimap = np.full(small_a.shape, 0.5)
+    trimap[sure_in], trimap[sure_out] = 1.0, 0.0
+    if not (sure_in.any() and sure_out.any()):
+        return alpha.astype(np.float32, copy=True)   # nothing certain to anchor the solve
+    solved = estimate_alpha_cf(small.astype(np.float64) / 255.0, trimap)
+    solved = np.clip(solved, 0.0, 1.0).astype(np.float32)
+    if k < 1:
+        solved = cv2.resize(solved, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    out = alpha.astype(np.float32, copy=True)
+    r = max(1, round(band / k))
+    full_in, full_out = _band(a, r)
+    # Only where the model drew an outline, with sure subject and sure background both
+    # within reach: across a wide haze (a blurred chest in front of a blurred room) the
+    # band's anchors are guesses, and the solve turned the haze into opaque blobs.
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (6 * r + 1, 6 * r + 1))
+    near_in = cv2.dilate((a >= 0.9).astype(np.uint8), reach) > 0
+    near_out = cv2.dilate((a <= 0.1).astype(np.uint8), reach) > 0
+    weight = cv2.GaussianBlur((near_in & near_out).astype(np.float32), (0, 0), r / 2)
+    unknown = ~(full_in | full_out)
+    mixed = weight * solved + (1 - weight) * a
+    out[y0:y1, x0:x1][unknown] = mixed[unknown]
+    return out
+
+
+def _edge(alpha: np.ndarray) -> np.ndarray:
+    inside = (alpha >= 0.5).astype(np.uint8)
+    return cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+
+
+def _local_mean(image: np.ndarray, weight: np.ndarray, sigma: float):
+    """Weighted Gaussian mean of `image` (normalised convolution): the colour of the
+    weighted pixels nearby, and how much of them there is (0..1) to trust it by."""
+    num = cv2.GaussianBlur(image * weight[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    return num / np.maximum(den, 1e-4)[..., None], den
+
+
+def estimate_foreground(frame: np.ndarray, alpha: np.ndarray, *,
+                        sigma: float = 6.0) -> np.ndarray:
+    """The subject's colour (uint8 RGB, the frame's size): the frame where alpha is sure,
+    and in semi-transparent pixels the solve of I = aF + (1 - a)B, with B and F the local
+    colours of the sure background and sure subject (blended towards F where alpha is too
+    small for the solve to be stable)."""
+    a_full = alpha.astype(np.float32)
+    out = frame.copy()
+    ys, xs = np.nonzero((a_full > 1 - SURE) & (a_full < SURE))
+    if ys.size == 0:
+        return out
+    pad = int(4 * sigma) + 1
+    y0, y1 = max(0, ys.min() - pad), min(frame.shape[0], ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(frame.shape[1], xs.max() + pad + 1)
+    image = frame[y0:y1, x0:x1].astype(np.float32)
+    a = a_full[y0:y1, x0:x1]
+    edge = (a > 1 - SURE) & (a < SURE)
+    back, back_mass = _local_mean(image, (a <= 1 - SURE).astype(np.float32), sigma)
+    front, front_mass = _local_mean(image, (a >= SURE).astype(np.float32), sigma)
+    a3 = a[..., None]
+    solved = np.clip((image - (1 - a3) * back) / np.maximum(a3, 1e-3), 0, 255)
+    trust = np.clip((a3 - 0.1) / 0.4, 0, 1)      # below a=0.1 the solve divides noise
+    solved = trust * solved + (1 - trust) * front
+    # The solve is exact where alpha is right, but where alpha is too low inside the
+    # subject it subtracts a background that is not there (too dark a rim). Leaning from
+    # the pixel towards the subject's nearby colour never overshoots; half of each.
+    leaned = a3 * image + (1 - a3) * front
+    colour = 0.5 * (solved + leaned)
+    # Only with both sides close by (an outline, not a wide haze); else the frame's pixel.
+    known = np.clip(np.minimum(back_mass, front_mass)[..., None] / 0.05, 0, 1)
+    colour = known * colour + (1 - known) * image
+    out[y0:y1, x0:x1][edge] = np.clip(colour[edge] + 0.5, 0, 255).astype(np.uint8)
+    return out
