@@ -139,3 +139,25 @@ def test_a_portrait_averages_both_models(pipelines, astronaut):
     auto, _ = mattes(pipelines, astronaut)
     assert pipelines[0].models.choice == "both"
     assert 0.2 < np.mean(auto > 0.5) < 0.8
+
+
+def test_without_litert_auto_finds_people_and_any_says_why(monkeypatch, caplog):
+    """Intel macs have no ai-edge-litert wheel: the general model cannot run there."""
+    import sys
+
+    from backdrop.engine.models import Models
+    from backdrop.engine.pipeline import PRESETS
+    from backdrop.engine.segment import create_segmenter
+    from backdrop.errors import ModelError
+
+    person = create_segmenter(backend="mediapipe", model="landscape")
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    models = Models(PRESETS["fast"], model="landscape", subject="auto", auto_model=False,
+                    segmenter=person)
+    assert models.subject.subject == "person" and models.general is None
+    assert "finds people only here" in caplog.text
+    with pytest.raises(ModelError, match="needs the ai-edge-litert package"):
+        Models(PRESETS["fast"], model="landscape", subject="any", auto_model=False,
+               segmenter=person)

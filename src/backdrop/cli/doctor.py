@@ -63,8 +63,9 @@ def software_checks() -> List[Check]:
     from backdrop.engine.segment import MODELS
 
     py = sys.version.split()[0]
-    checks = [Check("python", (3, 9) <= sys.version_info[:2] <= (3, 12), py,
-                    "use Python 3.9-3.12 (mediapipe 0.10.21 has no 3.13 wheels)")]
+    checks = [Check("python", (3, 10) <= sys.version_info[:2] <= (3, 12), py,
+                    "use Python 3.10-3.12 (mediapipe 0.10.21 has no 3.13 wheels, LiteRT no"
+                    " 3.9 wheels)")]
     mp = _version("mediapipe")
     checks.append(Check("mediapipe", mp == MEDIAPIPE, mp or "not installed",
                         f"pip install 'mediapipe=={MEDIAPIPE}' (the last release that ships"

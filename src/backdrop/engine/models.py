@@ -9,6 +9,7 @@ probability at the guide's size; the pipeline smooths and refines it.
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 import cv2
@@ -19,6 +20,9 @@ from backdrop.engine.general import GeneralSegmenter
 from backdrop.engine.segment import FaceFinder, PoseMasker, Segmenter, create_segmenter
 from backdrop.engine.subject import SubjectChooser, combine
 from backdrop.engine.tracking import CropTracker, person_extent
+from backdrop.errors import ModelError
+
+logger = logging.getLogger(__name__)
 
 
 def guide_box(box, frame_size, gsize):
@@ -26,6 +30,20 @@ def guide_box(box, frame_size, gsize):
     (x0, y0, x1, y1), (w, h), (gw, gh) = box, frame_size, gsize
     gx0, gy0 = round(x0 * gw / w), round(y0 * gh / h)
     return gx0, gy0, max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
+
+
+def _general_model(subject: str) -> Optional[GeneralSegmenter]:
+    """The general model for subject any/auto. Where LiteRT has no wheel (Intel macs),
+    `auto` goes on with people only, said once; `any` cannot and raises."""
+    if subject == "person":
+        return None
+    try:
+        return GeneralSegmenter()
+    except ModelError as e:
+        if subject == "any" or not isinstance(e.__cause__, ImportError):
+            raise
+        logger.warning(f"warning: {e}; --subject auto finds people only here")
+        return None
 
 
 class Models:
@@ -43,8 +61,10 @@ class Models:
         self.auto_model = auto_model
         self._portrait: Optional[Segmenter] = None
         self._pose: Optional[PoseMasker] = None
+        self.general = _general_model(subject)
+        if self.general is None:
+            subject = "person" if subject == "auto" else subject
         self.subject = SubjectChooser(subject)
-        self.general = GeneralSegmenter() if subject != "person" else None
         self.faces = FaceFinder() if subject == "auto" else None
         mw, mh = self.segmenter.input_size
         self.tracker = CropTracker(aspect=mw / mh)
