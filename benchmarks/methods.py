@@ -104,10 +104,16 @@ class BackdropAdapter:
     """reset()/matte() over a backdrop Pipeline; matte_sequence() (the look-ahead path of
     `backdrop video`) when asked for. ``changed``: the preset was overridden."""
 
-    def __init__(self, pipeline, sequence: bool, changed: bool):
-        self.pipeline, self.changed = pipeline, changed
+    def __init__(self, pipeline, sequence: bool, changed: bool, lookahead: int = 0):
+        self.pipeline, self.changed, self._lookahead = pipeline, changed, lookahead
         if sequence:
-            self.matte_sequence = pipeline.matte_sequence
+            self.matte_sequence = self._matte_sequence
+
+    def _matte_sequence(self, frames) -> list[np.ndarray]:
+        if not self._lookahead:
+            return self.pipeline.matte_sequence(frames)
+        return [r.alpha.astype(np.float32) / 255 for r in self.pipeline.process_sequence(
+            frames, composite=False, lookahead=self._lookahead)]
 
     def reset(self) -> None:
         self.pipeline.reset()
@@ -131,7 +137,10 @@ def _convert(preset, key: str, value: str):
 def backdrop_method(spec: str) -> BackdropAdapter:
     """The one place that talks to the backdrop package. ``spec`` is
     ``<quality>[-<subject>][,field=value...]``. ``seq=1``/``seq=0`` chooses the look-ahead
-    path of `backdrop video` for sequences (default: with ``best`` only, as before)."""
+    path of `backdrop video` for sequences (default: with ``best`` only, as before);
+    ``look=N`` takes it with N frames of look-ahead instead of the pipeline's default. A
+    changed ``model`` acts as a preset change would: with the configured model "auto",
+    portrait frames still go to the general model."""
     from backdrop.config import PipelineConfig
     from backdrop.engine.pipeline import PRESETS, Pipeline
 
@@ -144,20 +153,20 @@ def backdrop_method(spec: str) -> BackdropAdapter:
         if "subject" not in {f.name for f in dataclasses.fields(PipelineConfig)}:
             raise Unavailable("PipelineConfig has no subject setting yet")
         options["subject"] = subject
-    preset, sequence = PRESETS[quality], quality == "best"
+    preset, sequence, lookahead = PRESETS[quality], quality == "best", 0
     for change in changes:
         key, _, value = change.partition("=")
         if key == "seq":
             sequence = value == "1"
+        elif key == "look":
+            sequence, lookahead = True, int(value)
         else:
             preset = dataclasses.replace(preset, **{key: _convert(preset, key, value)})
     changed = preset != PRESETS[quality]
-    if changed and any(c.startswith("model=") for c in changes):
-        options["model"] = preset.model
     config = PipelineConfig.preset(quality, **options)
     # Without changes, the pipeline picks its own preset, exactly as the commands do.
     pipeline = Pipeline(config, preset=preset) if changed else Pipeline(config)
-    return BackdropAdapter(pipeline, sequence, changed)
+    return BackdropAdapter(pipeline, sequence, changed, lookahead)
 
 
 # name -> factory. Add a method here with one line.

@@ -74,6 +74,7 @@ def group_means(rows: list[dict], group: str, set_names: list[str]) -> list[dict
         flickers = [r["flicker"] for r in mine]
         out.append({"set": group, "method": method, "n": sum(r["n"] for r in mine),
                     **{k: float(np.mean([r[k] for r in mine])) for k in AVERAGED},
+                    "flicker_median": float(np.median(flickers)),
                     "flicker_max": float(np.max(flickers)), "seeds": len(mine)})
     return out
 

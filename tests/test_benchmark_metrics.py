@@ -279,3 +279,96 @@ def test_edge_error_ignores_pixels_outside_the_band():
     assert edge.edge_error(person, wrong, person, true_a, edge.WHITE, band) == 0.0
     wrong[:, 25] = 0.0
     assert edge.edge_error(person, wrong, person, true_a, edge.WHITE, band) > 0.0
+
+
+# ---- methods and seeded sets
+
+def test_backdrop_method_names_change_one_preset_field():
+    pytest.importorskip("mediapipe")
+    import methods
+    from backdrop.engine.pipeline import PRESETS
+
+    method = methods.make_method("backdrop-best,pose=0,look=2")
+    try:
+        assert method.pipeline.preset.pose == 0.0 and method.changed
+        assert method.pipeline.preset.tiles == PRESETS["best"].tiles
+        assert hasattr(method, "matte_sequence")      # look=N: the path of `backdrop video`
+    finally:
+        method.close()
+    with pytest.raises(methods.Unavailable, match="no field 'posse'"):
+        methods.make_method("backdrop-best,posse=0")
+    with pytest.raises(methods.Unavailable, match="unknown method"):
+        methods.make_method("nonsense")
+
+
+def test_subject_methods_need_a_subject_setting():
+    pytest.importorskip("mediapipe")
+    import dataclasses
+
+    import methods
+    from backdrop.config import PipelineConfig
+
+    if "subject" in {f.name for f in dataclasses.fields(PipelineConfig)}:
+        method = methods.make_method("backdrop-best-auto")
+        assert method.pipeline.config.subject == "auto"
+        method.close()
+    else:
+        with pytest.raises(methods.Unavailable, match="no subject setting"):
+            methods.make_method("backdrop-best-auto")
+
+
+OBJECTS = PHOTOS.parent / "objects"
+
+
+@pytest.mark.skipif(not (OBJECTS / "images").is_dir(), reason="evaluation objects not found")
+def test_raw_u2netp_finds_a_salient_object():
+    import methods
+    import synthetic
+
+    try:
+        method = methods.RawU2Netp()
+    except methods.Unavailable as e:
+        pytest.skip(str(e))
+    rgb, truth = synthetic.load_pair(OBJECTS / "images", OBJECTS / "masks", "0001")
+    matte = method.matte(rgb)
+    method.close()
+    assert matte.shape == truth.shape and matte.dtype == np.float32
+    assert matte.min() >= 0.0 and matte.max() <= 1.0
+    assert metrics.iou(metrics.to_uint8(matte, truth.shape), truth) > 0.8
+
+
+def test_seeded_rows_are_averaged_per_method():
+    import quality
+
+    def row(seed, method, flicker):
+        return {"set": f"s:s{seed}", "method": method, "n": 10, "iou": 0.5 + seed / 10,
+                "bf": 0.5, "mae": 0.1, "flicker": flicker, "flip_rate": 0.0,
+                "ms_per_frame": 1.0}
+
+    rows = [row(0, "a", 0.001), row(1, "a", 0.003), row(2, "a", 0.011), row(0, "b", 0.0)]
+    means = quality.group_means(rows, "s", ["s:s0", "s:s1", "s:s2"])
+    a, b = means
+    assert (a["set"], a["method"], a["n"], a["seeds"]) == ("s", "a", 30, 3)
+    assert a["iou"] == pytest.approx(0.6) and a["flicker"] == pytest.approx(0.005)
+    assert a["flicker_median"] == pytest.approx(0.003) and a["flicker_max"] == 0.011
+    assert (b["method"], b["n"], b["flicker"]) == ("b", 10, 0.0)
+
+
+@needs_photos
+def test_edge_colour_set_runs_the_image_job_and_the_oracles(tmp_path):
+    pytest.importorskip("mediapipe")
+    import quality
+
+    out = tmp_path / "edge.json"
+    assert quality.main(["--sets", "edge-colour", "--methods", "backdrop-fast",
+                         "--edge-photos", "1", "--json", str(out)]) == 0
+    import json
+
+    rows = {(r["method"], r["case"]): r for r in json.loads(out.read_text())["edge_results"]}
+    assert len(rows) == 6 and all(r["n"] == 1 for r in rows.values())
+    for case in ("light->black", "dark->white"):
+        assert rows["oracle-alpha+fg", case]["edge_err"] == 0.0
+        spill = rows["oracle-alpha", case]["edge_err"]
+        assert 0.5 < spill < 15 and rows["oracle-alpha", case]["alpha_err"] == 0.0
+        assert rows["backdrop-fast", case]["edge_err"] > spill
+        assert rows["backdrop-fast", case]["alpha_err"] > 1.0
