@@ -186,9 +186,10 @@ def run_edge(photos: Path, count: int, names, make_method, skipped: dict) -> lis
 
 
 def format_edge_table(rows: list[dict]) -> str:
-    head = f"{'method':<28}{'case':<15}{'n':>4}{'edge err':>10}{'alpha err':>11}"
+    mw = max(28, *(len(r["method"]) + 2 for r in rows))
+    head = f"{'method':<{mw}}{'case':<15}{'n':>4}{'edge err':>10}{'alpha err':>11}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['method']:<28}{r['case']:<15}{r['n']:>4}{r['edge_err']:>10.2f}"
+        lines.append(f"{r['method']:<{mw}}{r['case']:<15}{r['n']:>4}{r['edge_err']:>10.2f}"
                      f"{r['alpha_err']:>11.2f}")
     return "\n".join(lines)

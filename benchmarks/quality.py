@@ -7,6 +7,10 @@ subject), ``parkour`` (100-frame real video), ``synthetic-static`` and ``synthet
 (methods.py): raw MediaPipe and raw U²-Netp (the baselines) and backdrop's presets, with
 preset fields changeable per method name (``backdrop-best,pose=0``). Metrics: metrics.py
 and ../shared/evaldata/README.md.
+
+Example, the static-flicker study of `backdrop video`'s default (one preset field at a time):
+    quality.py --sets synthetic-static --seeds 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 \
+        --methods backdrop-balanced,seq=1 backdrop-best backdrop-best,pose=0 --seed-rows
 """
 
 from __future__ import annotations
@@ -85,12 +89,13 @@ def _fmt(value: float, spec: str) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """One plain-text table: set, method, n, IoU, BF, MAE, flicker, flip-rate, ms/frame."""
-    head = (f"{'set':<22}{'method':<30}{'n':>5}{'IoU':>7}{'BF':>7}{'MAE':>8}"
+    mw = max(30, *(len(r["method"]) + 2 for r in rows))
+    head = (f"{'set':<22}{'method':<{mw}}{'n':>5}{'IoU':>7}{'BF':>7}{'MAE':>8}"
             f"{'flicker':>10}{'flip-rate':>10}{'ms/frame':>9}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['set']:<22}{r['method']:<30}{r['n']:>5}{_fmt(r['iou'], '.3f'):>7}"
+            f"{r['set']:<22}{r['method']:<{mw}}{r['n']:>5}{_fmt(r['iou'], '.3f'):>7}"
             f"{_fmt(r['bf'], '.3f'):>7}{_fmt(r['mae'], '.4f'):>8}"
             f"{_fmt(r['flicker'], '+.5f'):>10}{_fmt(r['flip_rate'], '.4f'):>10}"
             f"{_fmt(r['ms_per_frame'], '.0f'):>9}")
