@@ -195,3 +195,180 @@ def test_quality_skips_cleanly_without_evaldata(tmp_path, capsys):
     assert quality.main(["--evaldata", str(tmp_path), "--methods", "raw-landscape"]) == 0
     out = capsys.readouterr()
     assert "skipping set photos" in out.err and "nothing evaluated" in out.out
+
+
+# ---- edge colour
+
+def _edge_scene(h=40, w=40, person=(200, 120, 60)):
+    """A person filling the left half (truth) in one flat colour, softened alpha."""
+    import edge
+
+    truth = np.zeros((h, w), np.uint8)
+    truth[:, : w // 2] = 255
+    colour = np.empty((h, w, 3), np.uint8)
+    colour[:] = person
+    return edge, truth, colour, edge.true_alpha(truth)
+
+
+def test_outline_band_is_the_pixels_within_the_radius_of_the_outline():
+    import edge
+
+    truth = np.zeros((10, 40), np.uint8)
+    truth[:, :20] = 255
+    # the outline is column 19 (its right neighbour differs): columns 11..27 are within 8
+    band = edge.outline_band(truth, radius=8)
+    np.testing.assert_array_equal(np.nonzero(band[5])[0], np.arange(11, 28))
+    assert not edge.outline_band(np.zeros((10, 40), np.uint8)).any()
+
+
+def test_true_alpha_is_the_mask_softened_by_sigma_1_5():
+    edge, truth, _, true_a = _edge_scene()
+    assert true_a.dtype == np.float32 and true_a.max() <= 1.0
+    assert true_a[0, 0] == pytest.approx(1.0) and true_a[0, -1] == pytest.approx(0.0)
+    assert 0.3 < true_a[0, 19] < 0.7 and 0.3 < true_a[0, 20] < 0.7  # the step straddles
+    assert 0.01 < true_a[0, 22] < 0.2                             # 2.5 sigma out: a tail
+
+
+def test_edge_error_is_zero_with_the_true_alpha_and_the_true_colour():
+    edge, truth, person, true_a = _edge_scene()
+    band = edge.outline_band(truth)
+    for backdrop, opposite in edge.CASES.values():
+        edge.paste(person, true_a, backdrop)  # what the method would see; unused here
+        assert edge.edge_error(person, true_a, person, true_a, opposite, band) == 0.0
+        assert edge.alpha_error(true_a, true_a, band) == 0.0
+
+
+def test_edge_error_of_colour_spill_with_the_true_alpha():
+    # alpha 0.5 everywhere: the input pixel is half person, half backdrop; cutting it out
+    # with the input as colour and pasting on `opposite` gives .25 P + .25 B + .5 O where
+    # .5 P + .5 O was due: an error of .25 |P - B| per channel.
+    import edge
+
+    truth = np.zeros((20, 20), np.uint8)
+    truth[:, :10] = 255
+    band = edge.outline_band(truth)
+    person = np.full((20, 20, 3), (200, 120, 60), np.uint8)
+    half = np.full((20, 20), 0.5, np.float32)
+    image = edge.paste(person, half, edge.DARK)           # (110, 70, 40)
+    err = edge.edge_error(image, half, person, half, edge.WHITE, band)
+    assert err == pytest.approx(0.25 * np.mean([200 - 20, 120 - 20, 60 - 20]))  # 26.67
+
+
+def test_edge_error_of_a_realistic_spill_and_of_a_shifted_alpha():
+    edge, truth, person, true_a = _edge_scene()
+    band = edge.outline_band(truth)
+    image = edge.paste(person, true_a, edge.DARK)
+    # oracle alpha over the input pixels: only the rim carries backdrop colour, so the
+    # error is the mean of A (1 - A) |P - B| over the band, a few levels here
+    spill = edge.edge_error(image, true_a, person, true_a, edge.WHITE, band)
+    rim = (true_a * (1 - true_a))[band].mean()
+    assert spill == pytest.approx(rim * np.mean([180, 100, 40]), abs=0.3)
+    assert 1.0 < spill < 10.0
+    # the alpha one pixel too wide: much worse than the spill, and its alpha error shows it
+    wide = np.roll(true_a, 1, axis=1)
+    wide[:, 0] = 1.0
+    assert edge.edge_error(image, wide, person, true_a, edge.WHITE, band) > 2 * spill
+    assert edge.alpha_error(wide, true_a, band) > 5.0
+
+
+def test_edge_error_ignores_pixels_outside_the_band():
+    edge, truth, person, true_a = _edge_scene(w=60)
+    band = edge.outline_band(truth)
+    wrong = true_a.copy()
+    wrong[:, :10] = 0.0                     # far inside the person (outline at 29..30)
+    assert edge.edge_error(person, wrong, person, true_a, edge.WHITE, band) == 0.0
+    wrong[:, 25] = 0.0
+    assert edge.edge_error(person, wrong, person, true_a, edge.WHITE, band) > 0.0
+
+
+# ---- methods and seeded sets
+
+def test_backdrop_method_names_change_one_preset_field():
+    pytest.importorskip("mediapipe")
+    import methods
+    from backdrop.engine.pipeline import PRESETS
+
+    method = methods.make_method("backdrop-best,pose=0,look=2")
+    try:
+        assert method.pipeline.preset.pose == 0.0 and method.changed
+        assert method.pipeline.preset.tiles == PRESETS["best"].tiles
+        assert hasattr(method, "matte_sequence")      # look=N: the path of `backdrop video`
+    finally:
+        method.close()
+    with pytest.raises(methods.Unavailable, match="no field 'posse'"):
+        methods.make_method("backdrop-best,posse=0")
+    with pytest.raises(methods.Unavailable, match="unknown method"):
+        methods.make_method("nonsense")
+
+
+def test_subject_methods_need_a_subject_setting():
+    pytest.importorskip("mediapipe")
+    import dataclasses
+
+    import methods
+    from backdrop.config import PipelineConfig
+
+    if "subject" in {f.name for f in dataclasses.fields(PipelineConfig)}:
+        method = methods.make_method("backdrop-best-auto")
+        assert method.pipeline.config.subject == "auto"
+        method.close()
+    else:
+        with pytest.raises(methods.Unavailable, match="no subject setting"):
+            methods.make_method("backdrop-best-auto")
+
+
+OBJECTS = PHOTOS.parent / "objects"
+
+
+@pytest.mark.skipif(not (OBJECTS / "images").is_dir(), reason="evaluation objects not found")
+def test_raw_u2netp_finds_a_salient_object():
+    import methods
+    import synthetic
+
+    try:
+        method = methods.RawU2Netp()
+    except methods.Unavailable as e:
+        pytest.skip(str(e))
+    rgb, truth = synthetic.load_pair(OBJECTS / "images", OBJECTS / "masks", "0001")
+    matte = method.matte(rgb)
+    method.close()
+    assert matte.shape == truth.shape and matte.dtype == np.float32
+    assert matte.min() >= 0.0 and matte.max() <= 1.0
+    assert metrics.iou(metrics.to_uint8(matte, truth.shape), truth) > 0.8
+
+
+def test_seeded_rows_are_averaged_per_method():
+    import quality
+
+    def row(seed, method, flicker):
+        return {"set": f"s:s{seed}", "method": method, "n": 10, "iou": 0.5 + seed / 10,
+                "bf": 0.5, "mae": 0.1, "flicker": flicker, "flip_rate": 0.0,
+                "ms_per_frame": 1.0}
+
+    rows = [row(0, "a", 0.001), row(1, "a", 0.003), row(2, "a", 0.011), row(0, "b", 0.0)]
+    means = quality.group_means(rows, "s", ["s:s0", "s:s1", "s:s2"])
+    a, b = means
+    assert (a["set"], a["method"], a["n"], a["seeds"]) == ("s", "a", 30, 3)
+    assert a["iou"] == pytest.approx(0.6) and a["flicker"] == pytest.approx(0.005)
+    assert a["flicker_median"] == pytest.approx(0.003) and a["flicker_max"] == 0.011
+    assert (b["method"], b["n"], b["flicker"]) == ("b", 10, 0.0)
+
+
+@needs_photos
+def test_edge_colour_set_runs_the_image_job_and_the_oracles(tmp_path):
+    pytest.importorskip("mediapipe")
+    import quality
+
+    out = tmp_path / "edge.json"
+    assert quality.main(["--sets", "edge-colour", "--methods", "backdrop-fast",
+                         "--edge-photos", "1", "--json", str(out)]) == 0
+    import json
+
+    rows = {(r["method"], r["case"]): r for r in json.loads(out.read_text())["edge_results"]}
+    assert len(rows) == 6 and all(r["n"] == 1 for r in rows.values())
+    for case in ("light->black", "dark->white"):
+        assert rows["oracle-alpha+fg", case]["edge_err"] == 0.0
+        spill = rows["oracle-alpha", case]["edge_err"]
+        assert 0.5 < spill < 15 and rows["oracle-alpha", case]["alpha_err"] == 0.0
+        assert rows["backdrop-fast", case]["edge_err"] > spill
+        assert rows["backdrop-fast", case]["alpha_err"] > 1.0
