@@ -288,9 +288,9 @@ def test_backdrop_method_names_change_one_preset_field():
     import methods
     from backdrop.engine.pipeline import PRESETS
 
-    method = methods.make_method("backdrop-best,pose=0,look=2")
+    method = methods.make_method("backdrop-best,pose=0.5,look=2")
     try:
-        assert method.pipeline.preset.pose == 0.0 and method.changed
+        assert method.pipeline.preset.pose == 0.5 and method.changed
         assert method.pipeline.preset.tiles == PRESETS["best"].tiles
         assert hasattr(method, "matte_sequence")      # look=N: the path of `backdrop video`
     finally:

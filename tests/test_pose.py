@@ -60,7 +60,8 @@ class LeftPose:
 
 
 def test_pose_mask_is_mixed_in_only_around_the_person_it_found():
-    preset = dataclasses.replace(PRESETS["best"], pose=0.5, tiles=0, guide_width=600)
+    preset = dataclasses.replace(PRESETS["best"], pose=0.5, tiles=0, guide_width=600,
+                                 second_model="")
     with Pipeline(PipelineConfig.preset("best"), segmenter=Constant(), preset=preset) as p:
         p.models._pose = LeftPose()
         guide = np.zeros((400, 600, 3), np.uint8)
@@ -82,7 +83,7 @@ def test_selfie_mask_alone_when_off_or_nobody_found(weight, found, calls):
             Counting.calls += 1
             return super().mask(frame) if found else None
 
-    preset = dataclasses.replace(PRESETS["best"], pose=weight, tiles=0)
+    preset = dataclasses.replace(PRESETS["best"], pose=weight, tiles=0, second_model="")
     with Pipeline(PipelineConfig.preset("best"), segmenter=Constant(), preset=preset) as p:
         p.models._pose = Counting()
         _, person = p._person(np.zeros((200, 300, 3), np.uint8), {}, smooth=False)
