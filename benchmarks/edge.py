@@ -87,10 +87,12 @@ class ImageJobCutter:
         from backdrop.offline.image import ImageSettings, ImageWorker
 
         quality, _, subject = spec.split(",")[0].partition("-")
+        # "backdrop-best" is the preset as PipelineConfig has it (people); "-auto" etc. the
+        # worker exactly as `backdrop image --subject auto` builds it (matting included)
         settings = ImageSettings(quality=quality, background=BackgroundSpec("transparent"),
-                                 kind="cutout", fmt="png")
+                                 kind="cutout", fmt="png", subject=subject or "person")
         self._worker = ImageWorker(settings)
-        if adapter.changed or subject:
+        if adapter.changed:
             self._worker.pipeline.close()
             self._worker.pipeline = adapter.pipeline
             adapter.pipeline.set_background(settings.background)

