@@ -40,13 +40,13 @@ def lanczos(frame: np.ndarray, size) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.LANCZOS))
 
 
-def _general_model(subject: str) -> Optional[GeneralSegmenter]:
+def _general_model(subject: str, threads: int) -> Optional[GeneralSegmenter]:
     """The general model for subject any/auto. Where LiteRT has no wheel (Intel macs),
     `auto` goes on with people only, said once; `any` cannot and raises."""
     if subject == "person":
         return None
     try:
-        return GeneralSegmenter()
+        return GeneralSegmenter(threads=threads)
     except ModelError as e:
         if subject == "any" or not isinstance(e.__cause__, ImportError):
             raise
@@ -59,7 +59,7 @@ class Models:
     all) and the crop tracker that says where the person model looks."""
 
     def __init__(self, preset, *, model: str, subject: str = "person", auto_model: bool,
-                 segmenter: Optional[Segmenter] = None):
+                 segmenter: Optional[Segmenter] = None, threads: int = 2):
         self.preset = preset
         self.segmenter = segmenter if segmenter is not None else create_segmenter(model=model)
         self.second = (create_segmenter(model=preset.second_model)
@@ -69,7 +69,7 @@ class Models:
         self.auto_model = auto_model
         self._portrait: Optional[Segmenter] = None
         self._pose: Optional[PoseMasker] = None
-        self.general = _general_model(subject)
+        self.general = _general_model(subject, threads)
         if self.general is None:
             subject = "person" if subject == "auto" else subject
         self.subject = SubjectChooser(subject)

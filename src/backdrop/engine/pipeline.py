@@ -82,16 +82,17 @@ class Pipeline:
     def __init__(self, config: Optional[PipelineConfig] = None, *,
                  segmenter: Optional[Segmenter] = None, fps: float = 30.0,
                  preset: Optional[Preset] = None, matting: bool = False,
-                 foreground: bool = False):
+                 foreground: bool = False, threads: int = 2):
         """matting: re-solve alpha on the outline with closed-form matting (stills: 0.1-0.5 s
         a photo); foreground: give the outline the subject's own colour (files: tens of ms a
-        frame). Neither is for live (matting.py)."""
+        frame). Neither is for live (matting.py). threads: the general model's (one per
+        process where a batch runs a process per core)."""
         self.config = config or PipelineConfig()
         self.matting, self.foreground = matting, foreground or matting
         self.preset = preset or PRESETS[self.config.quality]   # preset: for benchmarks
         model = self.preset.model if self.config.model == "auto" else self.config.model
         self.models = Models(self.preset, model=model, subject=self.config.subject,
-                             segmenter=segmenter,
+                             segmenter=segmenter, threads=threads,
                              auto_model=(segmenter is None and self.config.model == "auto"
                                          and model != "general"))
         self.smoother = MaskSmoother(ratio=self.preset.smoothing)

@@ -207,7 +207,7 @@ class ImageWorker:
     """One Pipeline, reused for every image this process handles (loading the model costs
     ~0.5 s; an image costs tens of milliseconds)."""
 
-    def __init__(self, settings: ImageSettings):
+    def __init__(self, settings: ImageSettings, *, threads: int = 2):
         from backdrop.config import PipelineConfig
         from backdrop.engine.pipeline import Pipeline
 
@@ -216,7 +216,7 @@ class ImageWorker:
         spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
         self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
                                                         subject=settings.subject),
-                                 matting=True)
+                                 matting=True, threads=threads)
 
     def run(self, task: ImageTask) -> ImageResult:
         result = ImageResult(task.source)
@@ -288,7 +288,7 @@ def init_worker(settings: ImageSettings, hide_native: bool = True) -> None:
 
     cv2.setNumThreads(1)    # one worker per core already; more threads only contend
     try:
-        _worker = ImageWorker(settings)
+        _worker = ImageWorker(settings, threads=1)   # a worker per core: one thread each
     except BackdropError as e:
         # Raising here would break the pool with a traceback on stderr; instead every task
         # answers with this message and the parent stops the batch with it.
