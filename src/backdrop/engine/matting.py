@@ -88,9 +88,9 @@ def refine_alpha(frame: np.ndarray, alpha: np.ndarray, *, band: int = BAND) -> n
     near_in = cv2.dilate((a >= 0.9).astype(np.uint8), reach) > 0
     near_out = cv2.dilate((a <= 0.1).astype(np.uint8), reach) > 0
     weight = cv2.GaussianBlur((near_in & near_out).astype(np.float32), (0, 0), r / 2)
-    unknown = ~(full_in | full_out)
-    mixed = weight * solved + (1 - weight) * a
-    out[y0:y1, x0:x1][unknown] = mixed[unknown]
+    # The solve holds the band's sides at exactly 0 and 1: a soft tail the model left
+    # beyond the band (a faint glow around the subject) goes with it.
+    out[y0:y1, x0:x1] = weight * solved + (1 - weight) * a
     return out
 
 
