@@ -54,12 +54,13 @@ def test_a_shot_keeps_its_decision_until_a_cut():
     def faces(n):
         return lambda: counted.append(n) or n
 
-    assert chooser.choose(scene, person, general, faces(1)) == "both"
+    assert chooser.choose(scene, lambda: person, general, faces(1)) == "both"
     moved = scene.copy()
     moved[40:80, 60:100] = 130          # someone moves inside the shot
-    assert chooser.choose(moved, person, disc(10, 10, 5), faces(0)) == "both"
+    never = lambda: pytest.fail("no person map needed inside a shot")   # noqa: E731
+    assert chooser.choose(moved, never, disc(10, 10, 5), faces(0)) == "both"
     cut = np.full_like(scene, 220)      # a new shot: decided again
-    assert chooser.choose(cut, person, general, faces(0)) == "general"
+    assert chooser.choose(cut, lambda: person, general, faces(0)) == "general"
     assert counted == [1, 0]
 
 

@@ -101,10 +101,18 @@ def _edge(alpha: np.ndarray) -> np.ndarray:
 
 def _local_mean(image: np.ndarray, weight: np.ndarray, sigma: float):
     """Weighted Gaussian mean of `image` (normalised convolution): the colour of the
-    weighted pixels nearby, and how much of them there is (0..1) to trust it by."""
-    num = cv2.GaussianBlur(image * weight[..., None], (0, 0), sigma)
-    den = cv2.GaussianBlur(weight, (0, 0), sigma)
-    return num / np.maximum(den, 1e-4)[..., None], den
+    weighted pixels nearby, and how much of them there is (0..1) to trust it by. Both are
+    smooth at the scale of sigma, so they are computed at half resolution (4x less work:
+    the colour estimate of a 1 MP photo took 100 ms at full resolution)."""
+    h, w = weight.shape
+    half = (max(1, w // 2), max(1, h // 2))
+    small_w = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, half, interpolation=cv2.INTER_AREA) * small_w[..., None]
+    num = cv2.GaussianBlur(small, (0, 0), sigma / 2)
+    den = cv2.GaussianBlur(small_w, (0, 0), sigma / 2)
+    mean = num / np.maximum(den, 1e-4)[..., None]
+    return (cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR),
+            cv2.resize(den, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
 def estimate_foreground(frame: np.ndarray, alpha: np.ndarray, *,
@@ -123,20 +131,21 @@ def estimate_foreground(frame: np.ndarray, alpha: np.ndarray, *,
     x0, x1 = max(0, xs.min() - pad), min(frame.shape[1], xs.max() + pad + 1)
     image = frame[y0:y1, x0:x1].astype(np.float32)
     a = a_full[y0:y1, x0:x1]
-    edge = (a > 1 - SURE) & (a < SURE)
     back, back_mass = _local_mean(image, (a <= 1 - SURE).astype(np.float32), sigma)
     front, front_mass = _local_mean(image, (a >= SURE).astype(np.float32), sigma)
-    a3 = a[..., None]
-    solved = np.clip((image - (1 - a3) * back) / np.maximum(a3, 1e-3), 0, 255)
-    trust = np.clip((a3 - 0.1) / 0.4, 0, 1)      # below a=0.1 the solve divides noise
-    solved = trust * solved + (1 - trust) * front
+    ey, ex = np.nonzero((a > 1 - SURE) & (a < SURE))      # the solve, on edge pixels only
+    pixel, bg, fg = image[ey, ex], back[ey, ex], front[ey, ex]
+    a1 = a[ey, ex][:, None]
+    solved = np.clip((pixel - (1 - a1) * bg) / np.maximum(a1, 1e-3), 0, 255)
+    trust = np.clip((a1 - 0.1) / 0.4, 0, 1)      # below a=0.1 the solve divides noise
+    solved = trust * solved + (1 - trust) * fg
     # The solve is exact where alpha is right, but where alpha is too low inside the
     # subject it subtracts a background that is not there (too dark a rim). Leaning from
     # the pixel towards the subject's nearby colour never overshoots; half of each.
-    leaned = a3 * image + (1 - a3) * front
+    leaned = a1 * pixel + (1 - a1) * fg
     colour = 0.5 * (solved + leaned)
     # Only with both sides close by (an outline, not a wide haze); else the frame's pixel.
-    known = np.clip(np.minimum(back_mass, front_mass)[..., None] / 0.05, 0, 1)
-    colour = known * colour + (1 - known) * image
-    out[y0:y1, x0:x1][edge] = np.clip(colour[edge] + 0.5, 0, 255).astype(np.uint8)
+    known = np.clip(np.minimum(back_mass[ey, ex], front_mass[ey, ex])[:, None] / 0.05, 0, 1)
+    colour = known * colour + (1 - known) * pixel
+    out[y0 + ey, x0 + ex] = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
     return out

@@ -86,20 +86,26 @@ class Models:
     # -- the map -------------------------------------------------------------------------
     def subject_map(self, frame: np.ndarray, guide: np.ndarray, gsize) -> np.ndarray:
         """Subject probability at guide size, a new array."""
-        if self.subject.subject == "any":
-            self.choice = "general"
-            return self._general_map(frame, gsize)
-        person = self._first_pass(frame, gsize)
-        general = self._general_map(frame, gsize) if self.general is not None else None
-        self.choice = self.subject.choose(guide, person, general,
-                                          lambda: self.faces.count(frame))
-        if self.choice == "general":     # no person: the person model's extras would not help
+        if self.subject.subject == "person":
+            self.choice = "person"
+            return self._people(frame, gsize)
+        general = self._general_map(frame, gsize)
+        # The decision needs only one plain pass of the person model: on a product photo
+        # the preset's mirrored and second-model passes would be spent for nothing.
+        self.choice = self.subject.choose(guide, lambda: self._segment(frame, gsize, None, plain=True),
+                                          general, lambda: self.faces.count(frame))
+        if self.choice == "general":     # not a person photo: the person models would not help
             return general
+        return combine(self._people(frame, gsize), general, "both")
+
+    def _people(self, frame: np.ndarray, gsize) -> np.ndarray:
+        """The person map as the preset makes it: crop, tiles, pose."""
+        person = self._first_pass(frame, gsize)
         if self.preset.tiles:
             person = self._tiled(frame, gsize, person)
         if self.preset.pose:
             person = self._with_pose(frame, gsize, person)
-        return combine(person, general, self.choice) if self.choice == "both" else person
+        return person
 
     def _first_pass(self, frame: np.ndarray, gsize) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -117,15 +123,16 @@ class Models:
         small = lanczos(frame, self.general.input_size)
         return cv2.resize(self.general.segment(small), gsize, interpolation=cv2.INTER_LINEAR)
 
-    def _segment(self, frame: np.ndarray, gsize, box) -> np.ndarray:
-        """Person probability at guide size from the model run on `box` (None: all)."""
+    def _segment(self, frame: np.ndarray, gsize, box, *, plain: bool = False) -> np.ndarray:
+        """Person probability at guide size from the model run on `box` (None: all);
+        `plain`: one pass of the main model only (no mirrored pass, no second model)."""
         h, w = frame.shape[:2]
         x0, y0, x1, y1 = box or (0, 0, w, h)
         # INTER_LINEAR, as MediaPipe resizes itself: the model was trained on such input;
         # an area-averaged (softer) input cost ~10 IoU points on real video.
-        raw = self._run_model(self.segmenter_for(w, h), frame[y0:y1, x0:x1])
+        raw = self._run_model(self.segmenter_for(w, h), frame[y0:y1, x0:x1], flip=not plain)
         self.runs += 1
-        if self.second is not None:
+        if self.second is not None and not plain:
             extra = self._run_model(self.second, frame[y0:y1, x0:x1])
             raw += cv2.resize(extra, raw.shape[::-1], interpolation=cv2.INTER_LINEAR)
             raw *= 0.5
@@ -203,11 +210,13 @@ class Models:
             self._pose = PoseMasker()
         return self._pose
 
-    def _run_model(self, segmenter: Segmenter, crop: np.ndarray) -> np.ndarray:
-        """One model on a crop (any size), plus its mirrored pass when the preset says so."""
+    def _run_model(self, segmenter: Segmenter, crop: np.ndarray, *,
+                   flip: bool = True) -> np.ndarray:
+        """One model on a crop (any size), plus its mirrored pass when the preset (and
+        `flip`) says so."""
         small = cv2.resize(crop, segmenter.input_size, interpolation=cv2.INTER_LINEAR)
         raw = np.array(segmenter.segment(small), dtype=np.float32)   # ours to keep
-        if self.preset.flip:
+        if self.preset.flip and flip:
             mirrored = segmenter.segment(np.ascontiguousarray(small[:, ::-1]))
             raw += mirrored[:, ::-1]
             raw *= 0.5

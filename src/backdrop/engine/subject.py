@@ -86,14 +86,15 @@ class SubjectChooser:
             return True
         return float(np.mean(np.abs(small - last))) > SHOT_CHANGE
 
-    def choose(self, guide: np.ndarray, person: Optional[np.ndarray],
+    def choose(self, guide: np.ndarray, person: Callable[[], np.ndarray],
                general: Optional[np.ndarray], faces: Callable[[], int]) -> str:
-        """'person', 'general' or 'both' for this frame; `faces` counts the faces in it
-        (called only when a decision is due)."""
+        """'person', 'general' or 'both' for this frame. `person` makes the person map and
+        `faces` counts the faces; both are called only when a decision is due (the first
+        frame of a shot), so a product photo or a shot of one pays for neither after."""
         if self.subject == "person":
             return "person"
         if self.subject == "any":
             return "general"
         if self.new_shot(guide) or self.choice is None:
-            self.choice = decide(person, general, faces())
+            self.choice = decide(person(), general, faces())
         return self.choice
