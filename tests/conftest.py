@@ -23,31 +23,28 @@ def astronaut() -> np.ndarray:
     return read_rgb(ASSETS / "astronaut.png")
 
 
+def eval_set(name: str, count: int):
+    """The first `count` (stem, RGB image, 8-bit mask) of ../shared/evaldata/<name>; skips
+    the test when the data is not there."""
+    folder = EVALDATA / name
+    if not (folder / "images").is_dir():
+        pytest.skip(f"../shared/evaldata/{name} is not present")
+    stems = sorted(p.stem for p in (folder / "images").glob("*.jpg"))[:count]
+    return [(s, read_rgb(folder / "images" / f"{s}.jpg"),
+             cv2.imread(str(folder / "masks" / f"{s}.png"), cv2.IMREAD_GRAYSCALE))
+            for s in stems]
+
+
 @pytest.fixture(scope="session")
 def eval_photos():
-    """A few real photos with hand-made masks from ../shared/evaldata (skip when absent)."""
-    photos = EVALDATA / "photos"
-    if not (photos / "images").is_dir():
-        pytest.skip("../shared/evaldata is not present")
-    stems = sorted(p.stem for p in (photos / "images").glob("*.jpg"))[:6]
-    out = []
-    for s in stems:
-        img = read_rgb(photos / "images" / f"{s}.jpg")
-        mask = cv2.imread(str(photos / "masks" / f"{s}.png"), cv2.IMREAD_GRAYSCALE)
-        out.append((s, img, mask))
-    return out
+    """A few real photos of people with hand-made masks."""
+    return eval_set("photos", 6)
 
 
 @pytest.fixture(scope="session")
 def eval_objects():
-    """A few real photos of objects and animals with masks (ECSSD, ../shared; skip when absent)."""
-    objects = EVALDATA / "objects"
-    if not (objects / "images").is_dir():
-        pytest.skip("../shared/evaldata/objects is not present")
-    stems = sorted(p.stem for p in (objects / "images").glob("*.jpg"))[:8]
-    return [(s, read_rgb(objects / "images" / f"{s}.jpg"),
-             cv2.imread(str(objects / "masks" / f"{s}.png"), cv2.IMREAD_GRAYSCALE))
-            for s in stems]
+    """A few real photos of objects and animals with masks (ECSSD)."""
+    return eval_set("objects", 8)
 
 
 @pytest.fixture(autouse=True)
