@@ -123,7 +123,8 @@ def test_pipeline_with_tiles_keeps_a_perfect_models_answer(band):
     frame = standing_person_frame()
     truth = (frame[..., 0] > 128)
     seg = RedIsPerson()
-    preset = dataclasses.replace(PRESETS["best"], tiles=2, tile_band=band, pose=0.0)
+    preset = dataclasses.replace(PRESETS["best"], tiles=2, tile_band=band, pose=0.0,
+                                 second_model="")
     with Pipeline(PipelineConfig.preset("best"), segmenter=seg, preset=preset) as p:
         matte = p.matte(frame)
     # two passes (whole frame, then the crop) and two tiles, each with its mirror
@@ -136,7 +137,7 @@ def test_pipeline_with_tiles_keeps_a_perfect_models_answer(band):
 
 def test_tiles_off_runs_no_tile_passes():
     seg = RedIsPerson()
-    preset = dataclasses.replace(PRESETS["best"], tiles=0, pose=0.0)
+    preset = dataclasses.replace(PRESETS["best"], tiles=0, pose=0.0, second_model="")
     with Pipeline(PipelineConfig.preset("best"), segmenter=seg, preset=preset) as p:
         p.matte(standing_person_frame())
     assert seg.calls == 4
