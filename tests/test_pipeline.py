@@ -264,3 +264,28 @@ def test_warm_up_loads_every_model_the_first_frames_need(monkeypatch, astronaut,
     assert "pose" not in loaded                    # no preset mixes the pose model in today
     assert loaded.count("general") == 1            # the portrait model, or best's own
     assert ("landscape" in loaded)                 # fast/balanced's own, best's second
+
+
+def test_warm_up_loads_the_pose_model_where_a_preset_mixes_it_in(monkeypatch):
+    """No preset does today (it made video flicker), but a preset that does must not load
+    the pose model on its first frame (~450 ms late)."""
+    import dataclasses
+
+    from backdrop.engine import models
+    from backdrop.engine.pipeline import PRESETS
+
+    made = []
+    real_pose = models.PoseMasker
+
+    class SpyPose(real_pose):
+        def __init__(self):
+            made.append("pose")
+            super().__init__()
+
+    monkeypatch.setattr(models, "PoseMasker", SpyPose)
+    preset = dataclasses.replace(PRESETS["balanced"], pose=0.5)
+    with Pipeline(PipelineConfig.preset("balanced"), preset=preset) as p:
+        p.warm_up()
+        assert made == ["pose"]
+        p.process(np.zeros((240, 320, 3), np.uint8))
+        assert made == ["pose"]
