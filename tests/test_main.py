@@ -90,3 +90,26 @@ def test_the_table_is_in_the_help():
                         (3, "input file"), (4, "camera"), (5, "output"), (6, "virtual camera"),
                         (7, "model"), (130, "interrupted")]:
         assert f" {code} {words}" in text, (code, words)
+
+
+def test_a_batch_worker_that_cannot_start_exits_with_its_errors_own_code(monkeypatch):
+    """With --jobs N the error crosses a process boundary as text; its code must come too
+    (a missing model is 7 whether one process ran or several)."""
+    from backdrop.cli.offline import fatal_error
+    from backdrop.config import parse_background
+    from backdrop.offline import image
+
+    def broken(settings, **kw):
+        raise errors.ModelError("model x not found; reinstall backdrop")
+
+    monkeypatch.setattr(image, "ImageWorker", broken)
+    monkeypatch.setattr(image, "_worker", None)
+    monkeypatch.setattr(image.signal, "signal", lambda *a: None)   # workers ignore Ctrl-C; we must not
+    settings = image.ImageSettings(quality="fast", background=parse_background("transparent"),
+                                   kind="cutout", fmt="png")
+    image.init_worker(settings, hide_native=False)
+    result = image.run_in_worker(image.ImageTask("a.jpg", "a.png", None))
+    assert result.fatal and result.exit_code == errors.ModelError.exit_code == 7
+    error = fatal_error(result)
+    assert isinstance(error, errors.BackdropError) and error.exit_code == 7
+    assert str(error) == "model x not found; reinstall backdrop"

@@ -213,6 +213,14 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
+def fatal_error(result) -> BackdropError:
+    """The error that stopped a batch's workers, with its own exit code (a missing model
+    exits 7 whether one process ran or several)."""
+    error = BackdropError(result.error)
+    error.exit_code = result.exit_code
+    return error
+
+
 def _pool_results(tasks, settings, jobs: int) -> Iterator:
     """Results as they finish, from `jobs` spawned processes with one Pipeline each."""
     import multiprocessing
@@ -283,7 +291,7 @@ def _run_images(args: argparse.Namespace) -> int:
     try:
         for result in results:
             if result.fatal:
-                raise BackdropError(result.error)
+                raise fatal_error(result)
             _report(result, single)
             written += result.error is None
             failed += result.error is not None

@@ -55,6 +55,7 @@ class ImageResult:
     error: Optional[str] = None
     input_error: bool = False    # the input itself is bad (as opposed to writing failed)
     fatal: bool = False          # nothing can work (the worker could not start): stop the batch
+    exit_code: int = 1           # with fatal: the exit code of the error that stopped it
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -268,7 +269,7 @@ class ImageWorker:
 
 
 _worker: Optional[ImageWorker] = None
-_worker_error: Optional[str] = None
+_worker_error: Optional[BackdropError] = None
 
 
 def init_worker(settings: ImageSettings, hide_native: bool = True) -> None:
@@ -292,13 +293,14 @@ def init_worker(settings: ImageSettings, hide_native: bool = True) -> None:
     except BackdropError as e:
         # Raising here would break the pool with a traceback on stderr; instead every task
         # answers with this message and the parent stops the batch with it.
-        _worker_error = str(e)
+        _worker_error = e
 
 
 def run_in_worker(task: ImageTask) -> ImageResult:
     if _worker is None:
-        return ImageResult(task.source, error=_worker_error or "worker not initialised",
-                           fatal=True)
+        error = _worker_error or BackdropError("worker not initialised")
+        return ImageResult(task.source, error=str(error), fatal=True,
+                           exit_code=error.exit_code)
     return _worker.run(task)
 
 
