@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from backdrop.errors import ModelError
+from backdrop.io.frames import Closing
 
 MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "u2netp_float16.tflite"
 INPUT_SIZE = (320, 320)
@@ -22,7 +23,7 @@ _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-class GeneralSegmenter:
+class GeneralSegmenter(Closing):
     """U²-Netp on LiteRT's interpreter; the `Segmenter` protocol (see segment.py).
 
     `segment()` gives the fused saliency map (output 0; the side outputs are coarser:
@@ -94,8 +95,3 @@ class GeneralSegmenter:
     def close(self) -> None:
         self._interpreter = None
 
-    def __enter__(self) -> "GeneralSegmenter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -248,8 +248,10 @@ class Pipeline:
         elif composite_wanted:
             np.copyto(out, frame)
         t2 = time.perf_counter()
-        self.refiner.apply(frame, coef_a, coef_b, alpha, None if background is None else out,
-                           background)
+        # With foreground colour, _edges composites from that colour: the kernel's own
+        # composite would be written over, so it only makes the matte then.
+        into = None if background is None or self.foreground else out
+        self.refiner.apply(frame, coef_a, coef_b, alpha, into, None if into is None else background)
         t3 = time.perf_counter()
         t["refine"] = (t1 - t0) * 1e3
         t["background"] = (t2 - t1) * 1e3

@@ -15,6 +15,7 @@ from typing import Callable, Dict, Optional, Protocol, Tuple, Type
 import numpy as np
 
 from backdrop.errors import ModelError
+from backdrop.io.frames import Closing
 
 MEDIAPIPE = "0.10.21"   # the last release whose wheel ships the segmentation models
 
@@ -60,7 +61,7 @@ def model_path(info: ModelInfo) -> str:
     return path
 
 
-class MediaPipeSegmenter:
+class MediaPipeSegmenter(Closing):
     """MediaPipe Tasks ImageSegmenter on one of the selfie models."""
 
     def __init__(self, *, model: str = "landscape"):
@@ -106,14 +107,8 @@ class MediaPipeSegmenter:
         if seg is not None:
             seg.close()
 
-    def __enter__(self) -> "MediaPipeSegmenter":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class LiteRTSegmenter:
+class LiteRTSegmenter(Closing):
     """The same model files run by LiteRT's interpreter directly (XNNPACK, one thread).
 
     MediaPipe's graph around the model only scales the input to [0, 1] when the image is
@@ -155,12 +150,6 @@ class LiteRTSegmenter:
 
     def close(self) -> None:
         self._interpreter = None
-
-    def __enter__(self) -> "LiteRTSegmenter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _litert_available() -> bool:
