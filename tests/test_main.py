@@ -95,7 +95,7 @@ def test_the_table_is_in_the_help():
 def test_a_batch_worker_that_cannot_start_exits_with_its_errors_own_code(monkeypatch):
     """With --jobs N the error crosses a process boundary as text; its code must come too
     (a missing model is 7 whether one process ran or several)."""
-    from backdrop.cli.offline import fatal_error
+    from backdrop.offline.batch import fatal_error
     from backdrop.config import parse_background
     from backdrop.offline import image
 

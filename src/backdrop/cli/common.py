@@ -1,0 +1,66 @@
+"""What `backdrop image` and `backdrop video` share: argument types, progress bars that
+log lines pass through, and quieting the native libraries."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from typing import Optional
+
+from backdrop.config import SUBJECTS
+
+logger = logging.getLogger(__name__)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def subject_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subject", choices=SUBJECTS, default="auto",
+                        help="what to cut out: auto (default: decided per photo, and per shot"
+                        " of a video), person (people only), any (whatever the picture is of:"
+                        " a product, an animal, a screenshot)")
+
+
+@contextlib.contextmanager
+def reporting():
+    """Log lines while a progress bar runs go through tqdm.write, which clears the bar,
+    prints the line and draws the bar again below it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(loggers=[logging.getLogger("backdrop")]):
+        yield
+
+
+def progress_bar(total: Optional[int], unit: str):
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, CI), where it would only
+    # leave carriage-return noise; none with -q either.
+    quiet = not logger.isEnabledFor(logging.INFO)
+    return tqdm(total=total or None, unit=unit, file=sys.stderr, disable=True if quiet else None,
+                dynamic_ncols=True, smoothing=0.1, leave=False)
+
+
+def quiet_engine() -> None:
+    from backdrop.offline.image import quiet_warnings
+    from backdrop.engine.segment import setup_native_libraries
+
+    setup_native_libraries()
+    quiet_warnings()
