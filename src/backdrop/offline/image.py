@@ -204,6 +204,18 @@ def make_folders(tasks: Sequence[ImageTask]) -> None:
 
 # ----------------------------------------------------------------------------- workers
 
+@dataclass
+class Rendered:
+    image: "object"      # the output array: (H, W) mask, (H, W, 3) RGB or (H, W, 4) RGBA
+    layer: "object"      # the RGBA cut-out it came from (for the check sheet)
+    warnings: List[str]
+
+    def check_sheet(self):
+        from backdrop.offline import cutout
+
+        return cutout.contact_sheet(self.layer)
+
+
 class ImageWorker:
     """One Pipeline, reused for every image this process handles (loading the model costs
     ~0.5 s; an image costs tens of milliseconds)."""
@@ -232,17 +244,28 @@ class ImageWorker:
         return result
 
     def _run(self, task: ImageTask, result: ImageResult) -> None:
+        from backdrop.io.images import read_rgb, write_image
+
+        rendered = self.render(read_rgb(task.source))
+        result.warnings = rendered.warnings
+        write_image(task.output, rendered.image, self.settings.fmt)
+        result.written.append(task.output)
+        if task.check:
+            write_image(task.check, rendered.check_sheet(), "png")
+            result.written.append(task.check)
+
+    def render(self, frame) -> "Rendered":
+        """The output image for one RGB frame, as the settings ask (no file involved: the
+        server encodes it to bytes, the command writes it)."""
         import numpy as np
 
         from backdrop.offline import cutout
-        from backdrop.io.images import read_rgb, write_image
 
-        frame = read_rgb(task.source)
         self.pipeline.reset()           # independent photos: no temporal smoothing across them
         processed = self.pipeline.process(frame)
         alpha = processed.alpha.copy()
         h, w = alpha.shape
-        result.warnings = cutout.quality_warnings(
+        warnings = cutout.quality_warnings(
             w, h, alpha, "person" if self.settings.subject == "person" else "subject")
         shadow = cutout.shadow_matte(alpha) if self.settings.shadow else None
         # the subject's own colour on its outline, not the old background's (no glow)
@@ -258,11 +281,7 @@ class ImageWorker:
             image = cutout.composite_with_shadow(frame, alpha, processed.image, shadow)
         else:
             image = np.array(processed.image, copy=True)
-        write_image(task.output, image, self.settings.fmt)
-        result.written.append(task.output)
-        if task.check:
-            write_image(task.check, cutout.contact_sheet(layer), "png")
-            result.written.append(task.check)
+        return Rendered(image, layer, warnings)
 
     def close(self) -> None:
         self.pipeline.close()
