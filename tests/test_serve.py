@@ -24,14 +24,9 @@ from servehelp import ASTRONAUT, SAMPLES, ServerProcess, decode, png_bytes, some
 TOKEN = "s3cret-token"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("serve") / "server.log", workers=2)
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+@pytest.fixture
+def server(serve_server):       # one server for this module and the page's tests (conftest)
+    return serve_server
 
 
 def _post(server, data: bytes, content_type: str = "image/png", query: str = "",
