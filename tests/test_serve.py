@@ -316,3 +316,58 @@ def _alive(pid: int) -> bool:
 
 def test_health_is_json(server):
     assert json.loads(httpx.get(server.url + "/health").text)["queue"]["running"] >= 0
+
+
+def test_taken_port_is_one_line_and_other_hosts_warn_without_a_token():
+    import subprocess
+    import sys
+
+    from servehelp import ROOT
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "backdrop", "serve", "--host", "0.0.0.0",
+                               "--port", str(port)], capture_output=True, text=True, timeout=120,
+                              cwd=str(ROOT))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert "without --token" in lines[0] and "--token SECRET" in lines[0]
+    assert lines[-1].startswith("backdrop: error: cannot listen on 0.0.0.0:") and "--port" in lines[-1]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_request_over_the_time_limit_costs_its_worker_not_the_server():
+    """The pool in this process: the first job (which must load its models, seconds) runs
+    over a 0.3 s limit; its worker is replaced and the next job is answered."""
+    import asyncio
+
+    from backdrop.config import BackgroundSpec
+    from backdrop.offline.image import ImageSettings
+    from backdrop.serve.apierror import ApiError
+    from backdrop.serve.images import Limits
+    from backdrop.serve.pool import WorkerPool
+
+    settings = ImageSettings(quality="best", background=BackgroundSpec("transparent"),
+                             kind="cutout", fmt="png")
+    slow = {"kind": "remove", "image": ASTRONAUT.read_bytes(), "settings": settings,
+            "limits": Limits()}
+
+    async def scenario():
+        pool = WorkerPool(1, 0, time_limit=0.3, warm_settings=[])
+        await pool.start()
+        try:
+            with pytest.raises(ApiError) as over:
+                await pool.run(slow)
+            assert over.value.status == 503 and "time limit" in over.value.message
+            assert over.value.headers["Retry-After"]
+            assert pool.restarts == 1
+            while pool.state()["idle"] < 1:          # the replacement is starting
+                await asyncio.sleep(0.05)
+            answer = await pool.run(dict(slow, image=b"\x89PNG\r\n\x1a\n broken"))
+            assert answer[0] == "error" and answer[1] == 400
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())

@@ -84,12 +84,13 @@ def _loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     from backdrop.offline import batch
     from backdrop.serve.images import Limits
-    from backdrop.serve.server import ServeSettings, run
+    from backdrop.serve.server import ServeSettings, bind, run
 
-    quiet_engine()
     if not args.token and not _loopback(args.host):
         logger.warning(f"backdrop: warning: listening on {args.host} without --token: anyone"
                        " who can reach this address can use the server; pass --token SECRET")
+    sock = bind(args.host, args.port)   # a taken port fails at once, before models load
+    quiet_engine()
     workers = args.workers or batch.jobs(None, 64)
     settings = ServeSettings(
         host=args.host, port=args.port, workers=workers, token=args.token, queue=args.queue,
@@ -98,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                       max_pixels=int(args.max_megapixels * 1e6)),
         hide_native=logger.getEffectiveLevel() > logging.DEBUG)
     logger.info(f"backdrop: starting {workers} worker process(es) (loading the models)...")
-    stopped_by = run(settings, lambda url: logger.info(
+    stopped_by = run(settings, sock, lambda url: logger.info(
         f"backdrop: serving on {url} (page: {url}, API: {url}v1/remove); Ctrl-C to stop"))
     if stopped_by is None:
         return EXIT_OK

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from backdrop.errors import ConfigError
-from backdrop.offline.image import ImageSettings
 from backdrop.serve.images import Limits
 
 logger = logging.getLogger(__name__)
@@ -53,6 +52,7 @@ def bind(host: str, port: int) -> socket.socket:
 def default_warm_settings():
     """What a bare `POST /v1/remove` asks for: loaded in every worker at start."""
     from backdrop.config import BackgroundSpec
+    from backdrop.offline.image import ImageSettings
     from backdrop.serve.options import DEFAULT_QUALITY
 
     return [ImageSettings(quality=DEFAULT_QUALITY, background=BackgroundSpec("transparent"),
@@ -106,11 +106,12 @@ async def _serve(settings: ServeSettings, sock: socket.socket,
         await pool.close()
 
 
-def run(settings: ServeSettings, on_ready: Callable[[str], None]) -> Optional[int]:
-    """Serve until stopped; returns the signal number that stopped it (or None)."""
+def run(settings: ServeSettings, sock: socket.socket,
+        on_ready: Callable[[str], None]) -> Optional[int]:
+    """Serve on `sock` (from bind()) until stopped; returns the signal number that stopped
+    it (or None). The socket is closed on the way out."""
     from backdrop.engine.segment import real_stderr_for_children
 
-    sock = bind(settings.host, settings.port)
     try:
         # Workers (started now and as replacements later) get the real stderr so their
         # Python errors show; they hide native libraries' lines themselves. This process
