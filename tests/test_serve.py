@@ -104,6 +104,7 @@ def test_health_openapi_and_page(server):
     page = httpx.get(server.url + "/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/page/page.js" in page.text and "http" not in page.text.replace(server.url, "")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
     assert httpx.get(server.url + "/page/page.js").status_code == 200
     _json_error(httpx.get(server.url + "/page/..%2Fpool.py"), 404)
     _json_error(httpx.get(server.url + "/v1/remove"), 405)
@@ -139,7 +140,9 @@ BAD_INPUTS = {
     "9000x9000 declared": (lambda: _png_declaring(9000, 9000), "image/png", "", 413, "9000x9000"),
     "text content type": (lambda: b"hello", "text/plain", "", 415, "text/plain"),
     "no content type": (lambda: b"hello", "", "", 415, "not an image"),
-    "a GIF": (_gif, "image/gif", "", 415, "GIF"),
+    "a GIF": (_gif, "image/gif", "", 415, "image/gif"),
+    "a GIF called PNG": (_gif, "image/png", "", 415, "GIF"),
+    "SVG": (lambda: b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml", "", 415, "svg"),
     "jpg with transparent": (lambda: (SAMPLES / "coffee.png").read_bytes(), "image/png",
                              "?format=jpg", 422, "format=jpg"),
     "unknown option": (lambda: b"x", "image/png", "?colour=red", 422, "unknown option"),
@@ -365,6 +368,7 @@ def test_a_request_over_the_time_limit_costs_its_worker_not_the_server():
             assert pool.restarts == 1
             while pool.state()["idle"] < 1:          # the replacement is starting
                 await asyncio.sleep(0.05)
+            pool.time_limit = 120.0
             answer = await pool.run(dict(slow, image=b"\x89PNG\r\n\x1a\n broken"))
             assert answer[0] == "error" and answer[1] == 400
         finally:

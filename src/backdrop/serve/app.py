@@ -28,6 +28,11 @@ from backdrop.serve.uploads import image_parts
 # the password. Scripts send "Authorization: Bearer TOKEN".
 CHALLENGE = 'Basic realm="backdrop: any user name, the token as the password"'
 
+# The page loads nothing from elsewhere; the policy makes that a rule the browser enforces.
+PAGE_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:;"
+                                           " object-src 'none'; base-uri 'none'"}
+
 
 def _error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -105,7 +110,7 @@ def create_app(pool: WorkerPool, limits: Limits, token: Optional[str] = None):
         if found is None:
             raise ApiError(404, f"no such file: /page/{name}")
         body, media_type = found
-        return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
+        return Response(body, media_type=media_type, headers=PAGE_HEADERS)
 
     async def api_error(request: Request, exc: ApiError) -> Response:
         return _error(exc.status, exc.message, exc.headers)

@@ -17,8 +17,19 @@ _HOW = ("send the image as the body with Content-Type image/png (or image/jpeg, 
         " or as the field 'image' of a multipart/form-data body")
 
 
+# image/* subtypes that can hold what images.ACCEPTED decodes; any other image type (GIF,
+# SVG, HEIC...) is refused before its body is read
+IMAGE_SUBTYPES = {"png", "x-png", "apng", "jpeg", "jpg", "pjpeg", "webp", "bmp", "x-bmp",
+                  "x-ms-bmp", "tiff", "x-tiff"}
+
+
 def _media_type(value: Optional[str]) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _refuse_other_images(media: str, where: str) -> None:
+    if media.startswith("image/") and media[6:] not in IMAGE_SUBTYPES:
+        raise ApiError(415, f"{where} is {media}, which is not accepted; send {KINDS}")
 
 
 async def read_body(request: Request, limits: Limits) -> bytes:
@@ -85,6 +96,7 @@ def _image_part(parts: Dict[str, Part], name: str) -> bytes:
         raise ApiError(422, f"the multipart body has no field '{name}' (fields: {found})")
     data, kind = parts[name]
     media = _media_type(kind)
+    _refuse_other_images(media, f"the field '{name}'")
     if media and not media.startswith("image/") and media != "application/octet-stream":
         raise ApiError(415, f"the field '{name}' is {media}, not an image; send {KINDS}")
     return data
@@ -95,6 +107,7 @@ async def image_parts(request: Request, names: Tuple[str, ...], limits: Limits,
     """The named image parts of the request, each header-checked (400/413/415 otherwise).
     With `raw_allowed` a body of Content-Type image/* is the (only) part `names[0]`."""
     media = _media_type(request.headers.get("content-type"))
+    _refuse_other_images(media, "the body")
     if media.startswith("image/") and raw_allowed:
         images = {names[0]: await read_body(request, limits)}
     elif media == "multipart/form-data":
