@@ -23,7 +23,7 @@ old background) where the matte changed, keeping the old colour everywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -36,6 +36,7 @@ EDGE = 3                # px (working) added round the grown region: its mixed e
 COLOUR_TOL = 16.0       # Lab distance (OpenCV's 8-bit Lab) that counts as the stroke's colour
 MAX_TOL = 30.0          # a textured stroke widens the tolerance, up to this
 SURE = 0.98            # a solved alpha beyond this (or 1 - it) is the pixel's own 1 (or 0)
+FOREGROUND_SIGMA = 6.0  # matting.estimate_foreground's default
 PALETTE = 4             # colours a stroke is summarised by
 
 
@@ -136,23 +137,30 @@ def _grown(lab, stroke, wrong, win: _Window) -> np.ndarray:
     return ok[labels] & ~stroke
 
 
-def _unknown(image, a, keep, remove, win: _Window) -> np.ndarray:
-    """Where the working window's alpha is re-solved (see the module's note)."""
+def _trimap(image, a, keep, remove, win: _Window) -> Tuple[np.ndarray, np.ndarray]:
+    """The working window's trimap (see the module's note), and the pixels it re-decides."""
     near_px = NEAR * win.side * win.scale
     lab = cv2.cvtColor(cv2.GaussianBlur(image, (0, 0), 1.0), cv2.COLOR_RGB2LAB).astype(np.float32)
     old_in = a >= 0.5
-    touched = np.zeros(a.shape, bool)
-    ring = np.zeros(a.shape, bool)
-    for stroke, wrong in ((remove, old_in), (keep, ~old_in)):
+    trimap = old_in.astype(np.float64)
+    touched, ring, sure = (np.zeros(a.shape, bool) for _ in range(3))
+    for stroke, wrong, side in ((remove, old_in, 0.0), (keep, ~old_in, 1.0)):
         if not stroke.any():
             continue
-        touched |= stroke | _grown(lab, stroke, wrong, win)
+        grown = stroke | _grown(lab, stroke, wrong, win)
+        touched |= grown
+        # Inside the region, away from its edge, the stroke's colour is the stroke's side:
+        # left to the solve, a textured piece came back speckled (0.93 among the 1s).
+        inner = cv2.erode(grown.astype(np.uint8), _disc(EDGE)) > 0
+        trimap[inner], sure = side, sure | inner
         width = 2.0 * cv2.distanceTransform(stroke.astype(np.uint8), cv2.DIST_L2, 3).max()
         ring |= cv2.dilate(stroke.astype(np.uint8), _disc(max(3.0, width, near_px))) > 0
     unknown = ring | (cv2.dilate(touched.astype(np.uint8), _disc(EDGE)) > 0)
-    soft = (a > 0.02) & (a < 0.98)
+    soft = (a > 0.004) & (a < 0.996)     # a 1 % tail left round a removed object shows on black
     unknown |= soft & (cv2.dilate(touched.astype(np.uint8), _disc(2 * EDGE)) > 0)
-    return unknown & ~keep & ~remove
+    unknown &= ~sure & ~keep & ~remove
+    trimap[unknown], trimap[keep], trimap[remove] = 0.5, 1.0, 0.0
+    return trimap, unknown | sure
 
 
 def _shrink(x: np.ndarray, size) -> np.ndarray:
@@ -164,6 +172,8 @@ def _solve(image: np.ndarray, trimap: np.ndarray, unknown: np.ndarray) -> np.nda
     from pymatting import estimate_alpha_cf
 
     solved = trimap.copy()
+    if not unknown.any():
+        return solved.astype(np.float32)
     # The matting Laplacian couples pixels at most 2 apart: known pixels further from every
     # unknown one change nothing, so the solve needs only the unknowns' box.
     ys, xs = np.nonzero(unknown)
@@ -197,15 +207,47 @@ def refine_with_strokes(frame: np.ndarray, alpha: np.ndarray, keep: np.ndarray,
         # a thin stroke must survive the shrink: any covered working pixel is painted
         r_small = _shrink(r_small.astype(np.float32), size) > 0
         k_small = (_shrink(k_small.astype(np.float32), size) > 0) & ~r_small
-    unknown = _unknown(image, a, k_small, r_small, win)
-    if unknown.any():
-        trimap = (a >= 0.5).astype(np.float64)
-        trimap[unknown], trimap[k_small], trimap[r_small] = 0.5, 1.0, 0.0
-        solved = _solve(image, trimap, unknown)
+    trimap, decided = _trimap(image, a, k_small, r_small, win)
+    if decided.any():
+        solved = _solve(image, trimap, trimap == 0.5)
         if win.scale < 1:
             solved = cv2.resize(solved, full, interpolation=cv2.INTER_LINEAR)
-            unknown = cv2.resize(unknown.astype(np.uint8), full,
+            decided = cv2.resize(decided.astype(np.uint8), full,
                                  interpolation=cv2.INTER_NEAREST) > 0
-        out[sl][unknown] = solved[unknown]
+        out[sl][decided] = solved[decided]
     out[keep], out[remove] = 1.0, 0.0
+    return out
+
+
+def refresh_foreground(frame: np.ndarray, alpha: np.ndarray, previous: np.ndarray,
+                       colour: Optional[np.ndarray] = None) -> np.ndarray:
+    """The subject's colour (uint8 (H, W, 3), a new array) after a touch-up turned the matte
+    `previous` into `alpha`: re-estimated (matting.estimate_foreground) where the matte
+    changed and as far round it as the estimate looks; elsewhere `colour`, the colour made
+    with the old matte (default: the frame itself). A new edge then carries the subject's
+    colour, not the removed object's (no glow of it on a new background)."""
+    from backdrop.engine.matting import estimate_foreground
+
+    _check(frame, alpha, np.zeros(alpha.shape, bool), np.zeros(alpha.shape, bool))
+    if not (isinstance(previous, np.ndarray) and previous.shape == alpha.shape):
+        raise ValueError(f"previous: expected a {alpha.shape} float array, got "
+                         f"{getattr(previous, 'shape', type(previous))}")
+    if colour is not None and not (isinstance(colour, np.ndarray) and colour.dtype == np.uint8
+                                   and colour.shape == frame.shape):
+        raise ValueError(f"colour: expected a {frame.shape} uint8 array, got "
+                         f"{getattr(colour, 'shape', type(colour))} {getattr(colour, 'dtype', '')}")
+    out = np.array(frame if colour is None else colour, copy=True)
+    changed = alpha != previous
+    if not changed.any():
+        return out
+    look = int(3 * FOREGROUND_SIGMA) + 2     # the estimate's local means reach this far
+    ys, xs = np.nonzero(changed)
+    pad = 2 * look
+    y0, y1 = max(0, ys.min() - pad), min(alpha.shape[0], ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(alpha.shape[1], xs.max() + pad + 1)
+    box = np.s_[y0:y1, x0:x1]
+    estimate = estimate_foreground(frame[box], alpha[box].astype(np.float32),
+                                   sigma=FOREGROUND_SIGMA)
+    near = cv2.dilate(changed[box].astype(np.uint8), _disc(look)) > 0
+    out[box][near] = estimate[near]
     return out
