@@ -196,3 +196,21 @@ def test_a_remove_stroke_on_a_real_photo_cuts_there_and_nowhere_far(coffee):
     changed = out != alpha
     assert dist[changed].max() < 40, dist[changed].max()
     np.testing.assert_array_equal(out[dist >= 40], alpha[dist >= 40])
+
+
+def test_a_stroke_that_takes_a_whole_blob_needs_no_solve():
+    """A remove stroke across a lone blob the model kept: the blob is the stroke's region,
+    and no subject is left in the window to solve against (pymatting would refuse)."""
+    image = np.full((H, W, 3), 230, np.uint8)
+    blob = (XX - 60) ** 2 + (YY - 60) ** 2 <= 12 ** 2
+    image[blob] = (30, 160, 40)
+    matte = soft(blob, 1.0)
+    keep, remove = strokes(remove_box=np.s_[58:62, 52:68])
+    out = refine_with_strokes(image, matte, keep, remove)
+    assert out[away_from(~blob) > 0].max() == 0.0
+
+
+def test_warm_up_runs():
+    from backdrop.engine.hints import warm_up
+
+    warm_up()

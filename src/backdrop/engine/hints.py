@@ -64,6 +64,7 @@ class _Window:
     x1: int
     scale: float      # working px per image px (<= 1)
     side: int         # the image's long side (px): radii are parts of it
+    cut: Tuple[bool, bool, bool, bool]   # top, bottom, left, right cut through the image
 
 
 def _window(strokes: np.ndarray) -> _Window:
@@ -77,7 +78,8 @@ def _window(strokes: np.ndarray) -> _Window:
     y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
     x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
     scale = min(1.0, float(np.sqrt(WORK_PIXELS / ((y1 - y0) * (x1 - x0)))))
-    return _Window(int(y0), int(y1), int(x0), int(x1), scale, side)
+    return _Window(int(y0), int(y1), int(x0), int(x1), scale, side,
+                   (y0 > 0, y1 < h, x0 > 0, x1 < w))
 
 
 def _reach(extent, low: float, high: float):
@@ -112,12 +114,7 @@ def _grown(lab, stroke, wrong, win: _Window) -> np.ndarray:
     touches, each only if it ends within reach of the stroke: an object, up to its own edge.
     A region that runs on (a stroke across a saucer the colour of the cup on it) says
     nothing about where the user meant to stop, so it is left to the ring round the stroke."""
-    centres, tol = _palette(lab, stroke)
-    similar = np.zeros(stroke.shape, bool)
-    for c in centres:       # cv2 does the per-pixel arithmetic 5x faster than numpy here
-        d = cv2.subtract(lab, tuple(float(v) for v in c) + (0.0,))
-        similar |= cv2.transform(cv2.multiply(d, d), np.ones((1, 3))) <= tol * tol
-    candidate = (similar & wrong) | stroke
+    candidate = (_similar(lab, stroke) & wrong) | stroke
     n, labels, stats, _ = cv2.connectedComponentsWithStats(candidate.astype(np.uint8),
                                                            connectivity=8)
     away = cv2.distanceTransform((~stroke).astype(np.uint8), cv2.DIST_L2, 3)
@@ -129,21 +126,51 @@ def _grown(lab, stroke, wrong, win: _Window) -> np.ndarray:
     ok = np.zeros(n, bool)
     for i in np.setdiff1d(np.unique(labels[stroke]), [0]):
         x, y, bw, bh = stats[i, :4]
-        if x == 0 or y == 0 or x + bw == w or y + bh == h:
+        top, bottom, left, right = win.cut    # the image's own border ends a region
+        if (top and y == 0) or (bottom and y + bh == h) or (left and x == 0) or \
+                (right and x + bw == w):
             continue              # runs on out of the window
         box = np.s_[y:y + bh, x:x + bw]
         inside = labels[box] == i
         ok[i] = away[box][inside].max() <= reach[strokes[box][inside & stroke[box]]].max()
-    return ok[labels] & ~stroke
+    return _solid(ok[labels]) & ~stroke
+
+
+def _similar(lab, stroke) -> np.ndarray:
+    """The pixels of the stroke's own colours."""
+    centres, tol = _palette(lab, stroke)
+    similar = np.zeros(stroke.shape, bool)
+    for c in centres:       # cv2 does the per-pixel arithmetic 5x faster than numpy here
+        d = cv2.subtract(lab, tuple(float(v) for v in c) + (0.0,))
+        similar |= cv2.transform(cv2.multiply(d, d), np.ones((1, 3))) <= tol * tol
+    return similar
+
+
+def _solid(region: np.ndarray) -> np.ndarray:
+    """The region with its seams and small holes filled: an object's dark joints and
+    highlights are its own, though not the stroke's colour. A large hole stays (the
+    background seen through a mug's handle)."""
+    closed = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, _disc(EDGE))
+    n, holes, stats, _ = cv2.connectedComponentsWithStats(1 - closed, connectivity=4)
+    h, w = region.shape
+    x, y, bw, bh, area = stats.T
+    small = (area < 0.1 * closed.sum()) & (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    small[0] = False         # label 0 is the region itself
+    return (closed > 0) | small[holes]
 
 
 def _trimap(image, a, keep, remove, win: _Window) -> Tuple[np.ndarray, np.ndarray]:
     """The working window's trimap (see the module's note), and the pixels it re-decides."""
     near_px = NEAR * win.side * win.scale
     lab = cv2.cvtColor(cv2.GaussianBlur(image, (0, 0), 1.0), cv2.COLOR_RGB2LAB).astype(np.float32)
+    # Lightness counts half: shading and seams on one object (a lit slab with dark joints)
+    # change it more than they change the hue.
+    lab[..., 0] *= 0.5
     old_in = a >= 0.5
     trimap = old_in.astype(np.float64)
     touched, ring, sure = (np.zeros(a.shape, bool) for _ in range(3))
+    # What the old matte got wrong is split at 0.5: with "any trace of subject" instead, a
+    # keep stroke's region ran on round the subject's whole soft rim of the same colour.
     for stroke, wrong, side in ((remove, old_in, 0.0), (keep, ~old_in, 1.0)):
         if not stroke.any():
             continue
@@ -178,6 +205,11 @@ def _solve(image: np.ndarray, trimap: np.ndarray, unknown: np.ndarray) -> np.nda
     # unknown one change nothing, so the solve needs only the unknowns' box.
     ys, xs = np.nonzero(unknown)
     box = np.s_[max(0, ys.min() - 3):ys.max() + 4, max(0, xs.min() - 3):xs.max() + 4]
+    known = trimap[box][trimap[box] != 0.5]
+    if not np.any(known == 1.0) or not np.any(known == 0.0):
+        # one side only (a remove stroke took a whole blob): nothing to solve between
+        solved[unknown] = 1.0 if np.any(known == 1.0) else 0.0
+        return solved.astype(np.float32)
     solved[box] = estimate_alpha_cf(image[box].astype(np.float64) / 255.0, trimap[box])
     # the solve's residue (a 1 % haze over a removed object) is not the image's alpha
     solved = np.where(solved < 1 - SURE, 0.0, np.where(solved > SURE, 1.0, solved))
@@ -251,3 +283,18 @@ def refresh_foreground(frame: np.ndarray, alpha: np.ndarray, previous: np.ndarra
     near = cv2.dilate(changed[box].astype(np.uint8), _disc(look)) > 0
     out[box][near] = estimate[near]
     return out
+
+
+def warm_up() -> None:
+    """One touch-up on a tiny made-up picture: pymatting's numba code compiles on its first
+    call in a process (~3 s here), which a server should pay at start, not on a user's
+    first stroke."""
+    yy, xx = np.mgrid[:48, :48]
+    inside = (yy - 24) ** 2 + (xx - 24) ** 2 < 144
+    frame = np.where(inside & (xx < 24), 200, np.where(inside, 120, 40)).astype(np.uint8)
+    frame = np.ascontiguousarray(np.repeat(frame[..., None], 3, axis=2))
+    remove = np.zeros((48, 48), bool)
+    remove[22:26, 28:34] = True       # the disc's right half: its edge with the left is solved
+    refresh_foreground(frame, refine_with_strokes(frame, inside.astype(np.float32),
+                                                  np.zeros_like(remove), remove),
+                       inside.astype(np.float32))
