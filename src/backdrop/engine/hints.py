@@ -202,24 +202,30 @@ def _shrink(x: np.ndarray, size) -> np.ndarray:
 
 def _solve(image: np.ndarray, trimap: np.ndarray, unknown: np.ndarray) -> np.ndarray:
     """Closed-form alpha for the unknown pixels of `trimap` (float32; the rest as given)."""
-    from pymatting import estimate_alpha_cf
-
     solved = trimap.copy()
-    if not unknown.any():
-        return solved.astype(np.float32)
-    # The matting Laplacian couples pixels at most 2 apart: known pixels further from every
-    # unknown one change nothing, so the solve needs only the unknowns' box.
-    ys, xs = np.nonzero(unknown)
-    box = np.s_[max(0, ys.min() - 3):ys.max() + 4, max(0, xs.min() - 3):xs.max() + 4]
-    known = trimap[box][trimap[box] != 0.5]
-    if not np.any(known == 1.0) or not np.any(known == 0.0):
-        # one side only (a remove stroke took a whole blob): nothing to solve between
-        solved[unknown] = 1.0 if np.any(known == 1.0) else 0.0
-        return solved.astype(np.float32)
-    solved[box] = estimate_alpha_cf(image[box].astype(np.float64) / 255.0, trimap[box])
+    # The matting Laplacian couples pixels at most 2 apart: groups of unknowns further apart
+    # are separate problems, and each needs only its own box (a keep stroke at one side and
+    # a remove stroke at the other: two small solves, not one over the whole window).
+    grown = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    for i in range(1, n):
+        x, y, bw, bh = stats[i, :4]
+        box = np.s_[max(0, y - 3):y + bh + 3, max(0, x - 3):x + bw + 3]
+        mine = (labels[box] == i) & unknown[box]
+        solved[box][mine] = _solve_box(image[box], trimap[box])[mine]
     # the solve's residue (a 1 % haze over a removed object) is not the image's alpha
     solved = np.where(solved < 1 - SURE, 0.0, np.where(solved > SURE, 1.0, solved))
     return np.clip(solved, 0.0, 1.0).astype(np.float32)
+
+
+def _solve_box(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    from pymatting import estimate_alpha_cf
+
+    known = trimap[trimap != 0.5]
+    if not np.any(known == 1.0) or not np.any(known == 0.0):
+        # one side only (a remove stroke took a whole blob): nothing to solve between
+        return np.full(trimap.shape, 1.0 if np.any(known == 1.0) else 0.0)
+    return estimate_alpha_cf(image.astype(np.float64) / 255.0, trimap)
 
 
 def refine_with_strokes(frame: np.ndarray, alpha: np.ndarray, keep: np.ndarray,
