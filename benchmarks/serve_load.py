@@ -7,7 +7,8 @@ clients on threads with keep-alive connections, each POSTing a photo as the body
 when present, else the repository's samples.
 
     .venv/bin/python benchmarks/serve_load.py [--requests 48] [--quality best]
-        [--long 2000] [--long-quality fast] [--workers N] [--json FILE]
+        [--long 2000] [--long-quality fast] [--long-subject auto] [--levels 1,4,16]
+        [--workers N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def run_level(url, images, clients, count, quality, on_done=None):
+def run_level(url, images, clients, count, query, on_done=None):
     """`count` requests from `clients` threads; (requests/s, latencies in s, failures)."""
     latencies, failures, lock = [], [], threading.Lock()
     counter = iter(range(count))
@@ -96,7 +97,7 @@ def run_level(url, images, clients, count, quality, on_done=None):
             for i in counter:
                 name, data, kind = images[i % len(images)]
                 t = time.perf_counter()
-                r = http.post(f"{url}/v1/remove?quality={quality}", content=data,
+                r = http.post(f"{url}/v1/remove?{query}", content=data,
                               headers={"Content-Type": kind})
                 took = time.perf_counter() - t
                 with lock:
@@ -123,6 +124,9 @@ def main() -> int:
     ap.add_argument("--quality", default="best")
     ap.add_argument("--long", type=int, default=2000, help="requests in the memory run (0: none)")
     ap.add_argument("--long-quality", default="fast")
+    ap.add_argument("--long-subject", default="auto")
+    ap.add_argument("--levels", default=",".join(map(str, LEVELS)),
+                    help="concurrency levels, comma-separated (empty: none)")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -132,9 +136,10 @@ def main() -> int:
         proc, url, workers = start_server(args.workers, log)
         result["workers"] = workers
         try:
-            run_level(url, images, 2, 2 * workers, args.quality)      # first calls: left out
-            for clients in LEVELS:
-                rate, lat, failed = run_level(url, images, clients, args.requests, args.quality)
+            query = f"quality={args.quality}"
+            run_level(url, images, 2, 2 * workers, query)      # first calls: left out
+            for clients in [int(c) for c in args.levels.split(",") if c]:
+                rate, lat, failed = run_level(url, images, clients, args.requests, query)
                 result["levels"][clients] = {
                     "requests_per_s": round(rate, 2), "p50_ms": round(1000 * statistics.median(lat)),
                     "p95_ms": round(1000 * percentile(lat, 95)), "failed": len(failed)}
@@ -142,7 +147,8 @@ def main() -> int:
                       f" ms, p95 {1000 * percentile(lat, 95):.0f} ms, {len(failed)} failed",
                       flush=True)
             if args.long:
-                result["memory"] = long_run(url, proc.pid, images, args.long, args.long_quality)
+                result["memory"] = long_run(url, proc.pid, images, args.long,
+                                            args.long_quality, args.long_subject)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
@@ -152,20 +158,23 @@ def main() -> int:
     return 0
 
 
-def long_run(url, pid, images, count, quality):
+def long_run(url, pid, images, count, quality, subject):
+    query = f"quality={quality}&subject={subject}"
+    run_level(url, images, 2, 8, query)             # this setting's models loaded first
     samples = {0: rss_mb(pid)}
-    marks = {count // 20, count // 10, count // 4, count // 2, 3 * count // 4, count}
+    started = time.perf_counter()
 
     def sample(done):
-        if done in marks:
+        if done % 100 == 0:
             samples[done] = rss_mb(pid)
+            print(f"  {done} requests, {time.perf_counter() - started:.0f} s,"
+                  f" RSS {samples[done]:.0f} MB", flush=True)
 
-    rate, lat, failed = run_level(url, images, 4, count, quality, on_done=sample)
+    rate, lat, failed = run_level(url, images, 4, count, query, on_done=sample)
     samples[count] = rss_mb(pid)
-    print(f"memory run: {count} requests at quality {quality}, 4 clients, {rate:.2f} req/s,"
-          f" {len(failed)} failed; RSS MB by requests done: "
-          + ", ".join(f"{k}: {v:.0f}" for k, v in sorted(samples.items())), flush=True)
-    return {"requests": count, "quality": quality, "requests_per_s": round(rate, 2),
+    print(f"memory run: {count} requests ({query}), 4 clients, {rate:.2f} req/s,"
+          f" {len(failed)} failed", flush=True)
+    return {"requests": count, "query": query, "requests_per_s": round(rate, 2),
             "failed": len(failed), "rss_mb": {k: round(v, 1) for k, v in sorted(samples.items())}}
 
 
@@ -177,9 +186,13 @@ def print_table(result) -> None:
         print(f"| {clients} | {r['requests_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['failed']} |")
     if "memory" in result:
         m = result["memory"]
-        print(f"\nRSS (server + workers) over {m['requests']} requests (quality {m['quality']}):"
-              f" " + ", ".join(f"{k}: {v:.0f} MB" for k, v in m["rss_mb"].items()))
-
+        rss = m["rss_mb"]
+        marks = [k for k in rss if k in (0, 100, 500, 1000, 1500, m["requests"])]
+        print(f"\nRSS (server + workers) over {m['requests']} requests ({m['query']}, 4 clients,"
+              f" {m['requests_per_s']} req/s, {m['failed']} failed):\n")
+        print("| requests done | " + " | ".join(map(str, marks)) + " |")
+        print("|---" * (len(marks) + 1) + "|")
+        print("| RSS MB | " + " | ".join(f"{rss[k]:.0f}" for k in marks) + " |")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -192,21 +192,12 @@ def test_huge_declared_body_is_refused_before_it_is_read(server):
 
 # ----------------------------------------------------------------------------- touch-up
 
-def _hints_available() -> bool:
-    try:
-        import backdrop.engine.hints  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _refine(server, image: bytes, matte: bytes, hints: bytes, query: str = ""):
     files = {"image": ("a.png", image, "image/png"), "matte": ("m.png", matte, "image/png"),
              "hints": ("h.png", hints, "image/png")}
     return httpx.post(f"{server.url}/v1/refine{query}", files=files, timeout=120)
 
 
-@pytest.mark.skipif(not _hints_available(), reason="backdrop.engine.hints is not merged yet")
 def test_refine_removes_under_a_stroke_and_keeps_the_rest(server):
     image = ASTRONAUT.read_bytes()
     cut = _post(server, image, query="?quality=fast")
@@ -234,8 +225,7 @@ def test_refine_checks_its_parts(server):
     assert "'matte'" in _json_error(missing, 422)
     raw = httpx.post(f"{server.url}/v1/refine", content=image, headers={"Content-Type": "image/png"})
     assert "multipart" in _json_error(raw, 415)
-    if _hints_available():
-        assert "10x10" in _json_error(_refine(server, image, small, small), 422)
+    assert "10x10" in _json_error(_refine(server, image, small, small), 422)
 
 
 # ----------------------------------------------------------------------------- token, queue, SIGTERM

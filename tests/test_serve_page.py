@@ -22,14 +22,6 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                 reason="Debian's chromium and chromium-driver are not installed")
 
 
-def _hints_available() -> bool:
-    try:
-        import backdrop.engine.hints  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture
 def browser(tmp_path):
     from selenium import webdriver
@@ -71,7 +63,6 @@ def _card_state(driver) -> str:
     return card.get_attribute("data-state") + ": " + card.find_element("css selector", ".status").text
 
 
-@pytest.mark.skipif(not _hints_available(), reason="backdrop.engine.hints is not merged yet")
 def test_page_upload_remove_stroke_download(serve_server, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -84,14 +84,16 @@ def decode_rgb(data: bytes, what: str, limits: Limits) -> np.ndarray:
     return np.array(image.convert("RGB"), dtype=np.uint8, order="C")
 
 
-def decode_matte(data: bytes, what: str, limits: Limits) -> np.ndarray:
-    """(H, W) float32 in 0..1: a grey matte (255 = subject), or, from an image with an
-    alpha channel, that channel (so the cut-out /v1/remove answered can be sent back as
-    it is)."""
+def decode_matte(data: bytes, what: str, limits: Limits) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(matte, colour): the matte (H, W) float32 in 0..1 from a grey image (255 = subject)
+    or from an image's alpha channel (so the cut-out /v1/remove answered can be sent back as
+    it is), and with a cut-out also its RGB (the subject's colour as the pipeline estimated
+    it; None for a grey matte)."""
     image = _decoded(data, what, limits)
     if "A" in image.getbands():
-        return np.asarray(image.getchannel("A")).astype(np.float32) / 255.0
-    return np.asarray(image.convert("L")).astype(np.float32) / 255.0
+        rgba = np.asarray(image.convert("RGBA"))
+        return rgba[..., 3].astype(np.float32) / 255.0, np.ascontiguousarray(rgba[..., :3])
+    return np.asarray(image.convert("L")).astype(np.float32) / 255.0, None
 
 
 def decode_strokes(data: bytes, what: str, limits: Limits) -> Tuple[np.ndarray, np.ndarray]:

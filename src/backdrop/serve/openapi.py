@@ -19,7 +19,6 @@ def _errors(*codes: int) -> Dict[str, Any]:
             413: "the body or the image's pixel count is over the limit",
             415: "the body or a part is not an image type the server accepts",
             422: "a bad option or a missing part",
-            501: "touch-up is not available in this build",
             503: "the queue is full or the request ran over the time limit (see Retry-After)"}
     return {str(c): dict(_ERROR, description=what[c]) for c in codes}
 
@@ -68,7 +67,7 @@ def openapi(version: str, limits: Limits) -> Dict[str, Any]:
         "parameters": [fmt, mask],
         "requestBody": {"required": True, "content": _multipart("image", "matte", "hints")},
         "responses": dict({"200": _image_answer()},
-                          **_errors(400, 401, 413, 415, 422, 501, 503))}
+                          **_errors(400, 401, 413, 415, 422, 503))}
     plain = lambda summary, media: {"get": {"summary": summary, "responses": {
         "200": {"description": summary, "content": {media: {}}}}}}
     return {

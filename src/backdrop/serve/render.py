@@ -67,29 +67,27 @@ def _same_size(frame: np.ndarray, other: np.ndarray, what: str) -> None:
 
 
 def refine(job: Dict[str, Any], renderers: Renderers) -> Answer:
-    """The matte re-solved around keep/remove strokes, and the subject's colour re-estimated
-    for the new matte (no old background left on a moved edge)."""
-    from backdrop.engine.matting import estimate_foreground
+    """The matte re-solved around keep/remove strokes (engine/hints.py), and the subject's
+    colour re-estimated where the matte moved (no old background left on a new edge); far
+    from the strokes the cut-out stays as it came."""
+    from backdrop.engine.hints import refine_with_strokes, refresh_foreground
     from backdrop.offline import cutout
 
-    try:
-        from backdrop.engine.hints import refine_with_strokes
-    except ImportError as e:
-        raise ApiError(501, "touch-up is not available in this build (backdrop.engine.hints"
-                       " is missing)") from e
     limits: Limits = job["limits"]
     frame = decode_rgb(job["image"], "image", limits)
-    alpha = decode_matte(job["matte"], "matte", limits)
+    previous, colour = decode_matte(job["matte"], "matte", limits)
     keep, drop = decode_strokes(job["hints"], "hints image", limits)
-    _same_size(frame, alpha, "matte")
+    _same_size(frame, previous, "matte")
     _same_size(frame, keep, "hints image")
-    if keep.any() or drop.any():
-        alpha = np.clip(refine_with_strokes(frame, alpha, keep, drop), 0.0, 1.0).astype(np.float32)
+    alpha = np.clip(refine_with_strokes(frame, previous, keep, drop), 0.0, 1.0)
     fmt = job["fmt"]
     if job["out"] == "mask":
         return "ok", _encode(alpha, fmt), MEDIA_TYPES[fmt], []
+    if colour is not None:
+        # a cut-out's RGB is zero where it was transparent: the frame's own there
+        colour = np.where(previous[..., None] > 0, colour, frame)
+    colour = refresh_foreground(frame, alpha, previous, colour)
     a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    colour = estimate_foreground(frame, alpha)
     return "ok", _encode(cutout.rgba(colour, a8), fmt), MEDIA_TYPES[fmt], []
 
 
@@ -111,5 +109,8 @@ def handle(job: Dict[str, Any], renderers: Renderers) -> Answer:
 def warm(renderers: Renderers, settings: List[ImageSettings]) -> None:
     """Load the default models and compile the kernels before the first request arrives
     (the first render in a process otherwise takes seconds longer)."""
+    from backdrop.engine import hints
+
     for s in settings:
         renderers.get(s).pipeline.warm_up()
+    hints.warm_up()
