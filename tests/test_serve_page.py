@@ -59,7 +59,10 @@ def _wait(condition, what: str, timeout: float = 120.0):
 
 
 def _card_state(driver) -> str:
-    card = driver.find_element("css selector", ".card")
+    cards = driver.find_elements("css selector", ".card")
+    if not cards:
+        return ""
+    card = cards[0]
     return card.get_attribute("data-state") + ": " + card.find_element("css selector", ".status").text
 
 
@@ -108,3 +111,29 @@ def test_page_upload_remove_stroke_download(serve_server, browser, tmp_path):
     _wait(lambda: "undone" in _card_state(browser), "undo")
     browser.find_element("css selector", "button[data-bg=black]").click()
     browser.save_screenshot(str(shots / "serve-page-3-undone-black.png"))
+
+
+DROP_A_FILE = """
+const canvas = document.createElement("canvas");
+canvas.width = canvas.height = 96;
+const context = canvas.getContext("2d");
+context.fillStyle = "#3060c0"; context.fillRect(0, 0, 96, 96);
+context.fillStyle = "#f0d020"; context.beginPath(); context.arc(48, 48, 30, 0, 7); context.fill();
+canvas.toBlob((blob) => {
+  const data = new DataTransfer();
+  data.items.add(new File([blob], "dropped.png", { type: "image/png" }));
+  document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true,
+                                                      cancelable: true }));
+}, "image/png");
+"""
+
+
+def test_a_dropped_photo_gets_its_card_and_the_servers_warning(serve_server, browser):
+    browser.get(serve_server.url + "/")
+    browser.find_element("id", "quality").send_keys("fast")
+    browser.execute_script(DROP_A_FILE)
+    _wait(lambda: _card_state(browser).startswith("ready"), "the dropped photo's cut-out")
+    card = browser.find_element("css selector", ".card")
+    assert card.find_element("css selector", ".name").text == "dropped.png"
+    assert "only 96x96 px" in _card_state(browser)      # X-Backdrop-Warnings, shown
+    assert card.find_element("css selector", "img.result").get_attribute("naturalWidth") == "96"
