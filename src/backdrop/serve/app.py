@@ -82,6 +82,28 @@ def _answer(answer) -> Response:
     return Response(body, media_type=media_type, headers=headers)
 
 
+async def page(request: Request) -> Response:
+    name = request.path_params.get("name", "index.html")
+    found = page_file(name)
+    if found is None:
+        raise ApiError(404, f"no such file: /page/{name}")
+    body, media_type = found
+    return Response(body, media_type=media_type, headers=PAGE_HEADERS)
+
+
+async def api_error(request: Request, exc: ApiError) -> Response:
+    return _error(exc.status, exc.message, exc.headers)
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    return _error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
+                  exc.headers)
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    return _error(500, f"unexpected {type(exc).__name__}: {exc}")
+
+
 def create_app(pool: WorkerPool, limits: Limits, token: Optional[str] = None):
     async def remove(request: Request) -> Response:
         settings = remove_settings(request.query_params)
@@ -103,24 +125,6 @@ def create_app(pool: WorkerPool, limits: Limits, token: Optional[str] = None):
 
     async def spec(request: Request) -> Response:
         return Response(json.dumps(openapi(__version__, limits)), media_type="application/json")
-
-    async def page(request: Request) -> Response:
-        name = request.path_params.get("name", "index.html")
-        found = page_file(name)
-        if found is None:
-            raise ApiError(404, f"no such file: /page/{name}")
-        body, media_type = found
-        return Response(body, media_type=media_type, headers=PAGE_HEADERS)
-
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return _error(exc.status, exc.message, exc.headers)
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return _error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
-                      exc.headers)
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        return _error(500, f"unexpected {type(exc).__name__}: {exc}")
 
     routes = [Route("/", page, methods=["GET"]),
               Route("/page/{name}", page, methods=["GET"]),

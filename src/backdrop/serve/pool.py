@@ -144,20 +144,31 @@ class WorkerPool:
         finally:
             self.waiting -= 1
         self.running += 1
+        call = asyncio.ensure_future(asyncio.to_thread(worker.call, job))
         try:
-            answer = await asyncio.wait_for(asyncio.to_thread(worker.call, job), self.time_limit)
+            # shielded: if this request is cancelled (shutdown), the job still ends in its
+            # worker, which is then given back rather than lost to the pool
+            answer = await asyncio.wait_for(asyncio.shield(call), self.time_limit)
         except (asyncio.TimeoutError, EOFError, OSError) as e:
-            timed_out = isinstance(e, asyncio.TimeoutError)
+            # the abandoned call ends with EOFError once its worker is killed: expected
+            call.add_done_callback(lambda done: done.cancelled() or done.exception())
             self._replace(worker)
-            raise ApiError(503, f"the request took longer than the time limit of"
-                           f" {self.time_limit:g} s; send a smaller image or a lower quality"
-                           if timed_out else "the worker process died (out of memory?); try"
-                           " again or send a smaller image", {"Retry-After": str(RETRY_AFTER)}) from e
+            raise ApiError(503, _failure_message(e, self.time_limit),
+                           {"Retry-After": str(RETRY_AFTER)}) from e
+        except asyncio.CancelledError:
+            call.add_done_callback(lambda done: self._give_back(worker, done))
+            raise
         finally:
             self.running -= 1
         self.served += 1
         self._idle.put_nowait(worker)
         return answer
+
+    def _give_back(self, worker: _Worker, done: "asyncio.Future") -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._replace(worker)
+        else:
+            self._idle.put_nowait(worker)
 
     def _replace(self, worker: _Worker) -> None:
         logger.warning("backdrop: a worker is being restarted (time limit or crash)")
@@ -170,6 +181,13 @@ class WorkerPool:
     async def close(self) -> None:
         workers, self._all = self._all, []
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
+
+
+def _failure_message(error: BaseException, time_limit: float) -> str:
+    if isinstance(error, asyncio.TimeoutError):
+        return (f"the request took longer than the time limit of {time_limit:g} s; send a"
+                " smaller image or a lower quality")
+    return "the worker process died (out of memory?); try again or send a smaller image"
 
 
 def _log_failure(task: "asyncio.Task") -> None:
