@@ -107,6 +107,12 @@ def test_page_upload_remove_stroke_download(serve_server, browser, tmp_path):
     far[y - half - 60:y + half + 60, x0 - half - 60:x1 + half + 60] = False
     assert np.mean(np.abs(alpha[far] - before[far])) < 0.5, "nothing far from the stroke moves"
 
+    browser.find_element("css selector", "button.download[data-format=webp]").click()
+    webp = browser.downloads / "astronaut.cutout.webp"
+    _wait(webp.exists, "the WebP download")
+    same = np.asarray(Image.open(webp).convert("RGBA"))[..., 3].astype(int)
+    assert np.abs(same - alpha).max() <= 1, "the WebP is the same touch-up"
+
     browser.find_element("css selector", "button.undo").click()
     _wait(lambda: "undone" in _card_state(browser), "undo")
     browser.find_element("css selector", "button[data-bg=black]").click()

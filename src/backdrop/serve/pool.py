@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -105,6 +104,8 @@ class WorkerPool:
         self.hide_native = hide_native
         self.warm_settings = list(warm_settings or [])
         self.running = self.waiting = self.served = self.restarts = 0
+        import multiprocessing      # here: on Windows it imports _winapi at once
+
         self._context = multiprocessing.get_context("spawn")
         self._all: List[_Worker] = []
         self._idle: Optional[asyncio.Queue] = None
