@@ -137,8 +137,9 @@ class WorkerPool:
         """The worker's answer to one job; ApiError 503 when the queue is full or the job
         ran over the time limit."""
         if self.running + self.waiting >= self.size + self.queue_size:
-            raise ApiError(503, f"busy: {self.running} requests running and {self.waiting}"
-                           " waiting; try again shortly", {"Retry-After": str(RETRY_AFTER)})
+            raise ApiError(503, f"busy: the queue is full ({self.running} running,"
+                           f" {self.waiting} waiting); try again shortly",
+                           {"Retry-After": str(RETRY_AFTER)})
         self.waiting += 1
         try:
             worker = await self._idle.get()
