@@ -200,3 +200,17 @@ def test_parse_layout_defaults_and_fit_geometry():
     # the margin is a percentage of the result's smaller side with --fit too
     fit = place(parse_layout(fit=True, margin=10), (0, 0, 300, 200))
     assert fit.canvas == (300 + 2 * 25, 200 + 2 * 25) and fit.at == (25, 25)
+
+
+def test_a_heavily_compressed_jpeg_gets_a_warning_and_a_good_one_none(tmp_path, capsys):
+    from backdrop.io.images import jpeg_quality
+
+    photo = cv2.imread(COFFEE)
+    for q in (20, 50, 90):
+        cv2.imwrite(str(tmp_path / f"q{q}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, q])
+        assert abs(jpeg_quality(str(tmp_path / f"q{q}.jpg")) - q) <= 2
+    assert jpeg_quality(COFFEE) is None and jpeg_quality(ROCKET) == 95
+    assert main(["image", str(tmp_path / "q20.jpg"), str(tmp_path / "q90.jpg"), "--jobs", "1",
+                 "--canvas", "500x500", "-o", f"{tmp_path}/out/"]) == 0
+    err = capsys.readouterr().err
+    assert "q20.jpg: saved as JPEG at quality ~20" in err and "q90.jpg: saved" not in err

@@ -41,7 +41,8 @@ ready-to-use layouts (the subject's box lands on the margins to +-1 px):
   backdrop image cup.jpg --canvas 800x800 --overlay logo.png -o shop.png
   --background white stays exactly 255: in PNG everywhere nothing is drawn, in JPEG every
   pixel more than 12 px from the subject, its shadow and the overlay (JPEGs are written at
-  quality 95 without chroma subsampling). A subject enlarged more than 1.5x gets a warning.
+  quality 95 without chroma subsampling). Warnings: a subject enlarged more than 1.5x,
+  a source JPEG saved below quality ~40 (noisy edges come from small or blocky sources).
   --background blur and none keep the photo's own background, so they do not combine with
   --canvas or --fit. With --mask, the matte goes through the same placement.
 """

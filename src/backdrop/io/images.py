@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Iterator
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
@@ -75,6 +75,47 @@ def read_rgba(path: str) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# The IJG (libjpeg) luminance table that quality settings scale; any order (only sums count).
+_IJG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40,
+             57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35,
+             55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112,
+             100, 103, 99)
+
+
+def _luma_table(data: bytes):
+    """The first quantisation table (luminance) of a JPEG's header, or None."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA or length < 2:        # start of scan: the header is over
+            return None
+        if marker == 0xDB and i + 5 <= len(data):
+            wide = data[i + 4] >> 4             # 16-bit entries in a 16-bit table
+            body = data[i + 5:i + 5 + 64 * (1 + wide)]
+            if len(body) == 64 * (1 + wide):
+                return (np.frombuffer(body, ">u2") if wide else np.frombuffer(body, np.uint8))
+        i += 2 + length
+    return None
+
+
+def jpeg_quality(path: str) -> Optional[int]:
+    """The quality (1-100, IJG scale) a JPEG was saved at, estimated from its luminance
+    quantisation table; None for other files or an unreadable header. Reads ~64 KB."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return None
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    table = _luma_table(head)
+    if table is None:
+        return None
+    scale = 100.0 * float(table.astype(np.float64).sum()) / sum(_IJG_LUMA)
+    quality = (200.0 - scale) / 2.0 if scale <= 100 else 5000.0 / scale
+    return int(min(100, max(1, round(quality))))
 
 
 def encode(image: np.ndarray, fmt: str) -> bytes:

@@ -253,10 +253,11 @@ class ImageWorker:
         return result
 
     def _run(self, task: ImageTask, result: ImageResult) -> None:
-        from backdrop.io.images import read_rgb, write_image
+        from backdrop.io.images import jpeg_quality, read_rgb, write_image
+        from backdrop.offline.cutout import compression_warnings
 
         rendered = self.render(read_rgb(task.source))
-        result.warnings = rendered.warnings
+        result.warnings = rendered.warnings + compression_warnings(jpeg_quality(task.source))
         write_image(task.output, rendered.image, self.settings.fmt)
         result.written.append(task.output)
         if task.check:
