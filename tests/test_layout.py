@@ -214,3 +214,39 @@ def test_a_heavily_compressed_jpeg_gets_a_warning_and_a_good_one_none(tmp_path, 
                  "--canvas", "500x500", "-o", f"{tmp_path}/out/"]) == 0
     err = capsys.readouterr().err
     assert "q20.jpg: saved as JPEG at quality ~20" in err and "q90.jpg: saved" not in err
+
+
+def test_subject_box_ignores_faint_haze_and_specks():
+    from backdrop.offline.canvas import subject_box
+
+    alpha = np.zeros((200, 300), np.uint8)
+    alpha[50:150, 100:180] = 255
+    alpha[10:12, 5:7] = 255          # a 4 px speck far away: 0.05% of the subject
+    alpha[160:190, 90:200] = 20      # haze under the subject, fainter than 1/8
+    assert subject_box(alpha) == (100, 50, 180, 150)
+    alpha[10:30, 5:25] = 255         # a second real part counts
+    assert subject_box(alpha) == (5, 10, 180, 150)
+    assert subject_box(np.zeros((20, 20), np.uint8)) is None
+
+
+def test_overlay_sizes_cover_corner_and_shrink():
+    from backdrop.offline.canvas import overlay_onto
+
+    base = np.full((100, 200, 3), 255, np.uint8)
+    red = np.zeros((100, 200, 4), np.uint8)
+    red[..., 0], red[..., 3] = 255, 255
+    np.testing.assert_array_equal(overlay_onto(base, red)[..., 1], 0)   # same size: covers
+    logo = red[:10, :20]
+    out = overlay_onto(base, logo)                                      # smaller: corner
+    assert (out[90:, 180:, 1] == 0).all() and (out[:90] == 255).all() and (out[:, :180] == 255).all()
+    big = np.zeros((400, 400, 4), np.uint8)
+    big[..., 2], big[..., 3] = 255, 255
+    out = overlay_onto(base, big)                                       # larger: fit, centred
+    assert (out[:, 50:150, 2] == 255).all() and (out[:, 50:150, 0] == 0).all()
+    assert (out[:, :50] == 255).all() and (out[:, 150:] == 255).all()
+    # over a transparent cut-out: the overlay's own alpha where nothing was below
+    clear = np.zeros((100, 200, 4), np.uint8)
+    half = red.copy()
+    half[..., 3] = 128
+    out = overlay_onto(clear, half)
+    assert (out[..., 3] == 128).all() and (out[..., 0] == 255).all()

@@ -66,15 +66,13 @@ def read_rgba(path: str) -> np.ndarray:
     """Decode keeping transparency: (H, W, 4) uint8 RGBA if the file has alpha, else
     (H, W, 3) RGB; 16-bit files are brought to 8 bits. For templates and overlays."""
     image = _decode(path, cv2.IMREAD_UNCHANGED)
+    if image.ndim == 2 or image.shape[2] != 4:
+        return read_rgb(path)       # no alpha: decoded as usual, EXIF orientation applied
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise InputError(f"'{path}' stores {image.dtype} pixels; save it as 8-bit PNG")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
 
 
 # The IJG (libjpeg) luminance table that quality settings scale; any order (only sums count).

@@ -63,13 +63,21 @@ def scaled_subject(layer: np.ndarray, placement: Placement) -> Tuple[np.ndarray,
     return colour, alpha
 
 
-def _ellipse(shape: Tuple[int, int], cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
-    """A soft elliptical blob: 1 at the centre, 0.14 on the ellipse (rx, ry), 0 from 1.5x
-    (where it has fallen to 1%: the cut is invisible)."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+def _ellipse(shade: np.ndarray, cx: float, cy: float, rx: float, ry: float,
+             opacity: float) -> None:
+    """Add a soft elliptical blob to `shade` (as "over"): `opacity` at the centre, 14% of it
+    on the ellipse (rx, ry), 0 from 1.5x (where it has fallen to 1%: the cut is invisible).
+    Only the blob's own rectangle is computed."""
+    h, w = shade.shape
+    x0, x1 = max(0, int(cx - 1.5 * rx)), min(w, int(cx + 1.5 * rx) + 2)
+    y0, y1 = max(0, int(cy - 1.5 * ry)), min(h, int(cy + 1.5 * ry) + 2)
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy, xx = np.ogrid[y0:y1, x0:x1]
     r2 = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
-    return np.where(r2 < 2.25, np.exp(-2.0 * r2), 0.0).astype(np.float32)
+    blob = np.where(r2 < 2.25, opacity * np.exp(-2.0 * r2), 0.0).astype(np.float32)
+    region = shade[y0:y1, x0:x1]
+    region[:] = 1.0 - (1.0 - region) * (1.0 - blob)
 
 
 def contact_shadow(alpha: np.ndarray, placement: Placement) -> np.ndarray:
@@ -87,8 +95,7 @@ def contact_shadow(alpha: np.ndarray, placement: Placement) -> np.ndarray:
     shade = np.zeros((h, w), np.float32)
     for wide, tall, opacity in CONTACT_LAYERS:
         rx, ry = half * wide, max(1.5, flat * tall)
-        layer = opacity * _ellipse((h, w), (left + right) / 2.0, bottom - 0.25 * ry, rx, ry)
-        shade = 1.0 - (1.0 - shade) * (1.0 - layer)
+        _ellipse(shade, (left + right) / 2.0, bottom - 0.25 * ry, rx, ry, opacity)
     return shade
 
 
