@@ -33,6 +33,18 @@ examples:
   backdrop image photo.jpg
   backdrop image shoot/ -r -o cutouts/ --check
   backdrop image 'shots/*.jpg' --background white -o white/ --format webp
+
+ready-to-use layouts (the subject's box lands on the margins to +-1 px):
+  backdrop image cup.jpg --canvas 1000x1000 --background white --align bottom --shadow -o cup.jpg
+  backdrop image cup.jpg --canvas brand.png -o post.png           # on a template, its size
+  backdrop image cup.jpg --fit --margin 10 -o tight.png            # cropped to the subject
+  backdrop image cup.jpg --canvas 800x800 --overlay logo.png -o shop.png
+  --background white stays exactly 255: in PNG everywhere nothing is drawn, in JPEG every
+  pixel more than 12 px from the subject, its shadow and the overlay (JPEGs are written at
+  quality 95 without chroma subsampling). Warnings: a subject enlarged more than 1.5x,
+  a source JPEG saved below quality ~40 (noisy edges come from small or blocky sources).
+  --background blur and none keep the photo's own background, so they do not combine with
+  --canvas or --fit. With --mask, the matte goes through the same placement.
 """
 
 
@@ -62,20 +74,45 @@ def add_parser(sub) -> None:
                    help="also write a contact sheet per input to inspect the edges")
     p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="worker processes for batches (default: one per core)")
+    layout_arguments(p)
+
+
+def layout_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ready-to-use layouts")
+    g.add_argument("--canvas", metavar="WxH|FILE",
+                   help="put the subject, cut to its box and scaled to fit inside the margins,"
+                   " on a WxH canvas filled with --background; or on a template image, at the"
+                   " template's size")
+    g.add_argument("--margin", metavar="PCT",
+                   help="space left on every edge, in %% of the canvas's smaller side"
+                   " (default 5; with --canvas or --fit)")
+    g.add_argument("--align", choices=("center", "bottom"),
+                   help="center (default), or bottom: resting on the lower margin, centred"
+                   " across (with --shadow: a soft contact shadow under it)")
+    g.add_argument("--fit", action="store_true",
+                   help="crop the output to the subject plus the margin (no canvas, no scaling)")
+    g.add_argument("--overlay", metavar="FILE",
+                   help="a PNG with transparency (a logo, a frame) laid over the result: at the"
+                   " output's size it covers it; smaller, it keeps its size in the bottom-right"
+                   " corner; larger, it is shrunk to fit, centred")
 
 
 def _plan_images(args: argparse.Namespace):
     from backdrop.config import parse_background
     from backdrop.offline.image import (ImageSettings, choose_format, choose_kind, expand_inputs,
                            make_folders, output_is_folder, plan_outputs)
+    from backdrop.offline.layout import check_outputs, output_kind, parse_layout
 
     spec = parse_background(args.background)
+    layout = parse_layout(args.canvas, args.margin, args.align, args.fit, args.overlay)
     inputs = expand_inputs(args.inputs, args.recursive)
     to_folder = args.output is not None and output_is_folder(args.output, len(inputs))
-    kind = choose_kind(spec, args.mask)
+    kind = output_kind(layout, choose_kind(spec, args.mask))
+    check_outputs(layout, spec.kind, kind)
     fmt = choose_format(args.format, args.output, to_folder, kind)
     settings = ImageSettings(quality=args.quality, background=spec, kind=kind, fmt=fmt,
-                             shadow=args.shadow, check=args.check, subject=args.subject)
+                             shadow=args.shadow, check=args.check, subject=args.subject,
+                             layout=layout)
     tasks = plan_outputs(inputs, args.output, to_folder, settings)
     make_folders(tasks)
     return settings, tasks

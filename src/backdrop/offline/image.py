@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from backdrop.config import BackgroundSpec
 from backdrop.errors import BackdropError, ConfigError, InputError, SinkError
 from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
+from backdrop.offline.layout import NO_LAYOUT, Layout
 
 # Default output names next to the input: photo.jpg -> photo.cutout.png, photo.mask.png, ...
 SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask"}
@@ -32,6 +33,7 @@ class ImageSettings:
     shadow: bool = False
     check: bool = False
     subject: str = "auto"     # auto | person | any (see engine/subject.py)
+    layout: Layout = NO_LAYOUT   # canvas, margins, overlay (see offline/layout.py)
 
 
 @dataclass(frozen=True)
@@ -226,10 +228,17 @@ class ImageWorker:
 
         self.settings = settings
         # A mask needs no compositing: the transparent spec makes the pipeline skip it.
-        spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
+        # A layout composites onto its own canvas, so neither does the pipeline.
+        placed = settings.kind == "mask" or settings.layout.places
+        spec = BackgroundSpec("transparent") if placed else settings.background
         self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
                                                         subject=settings.subject),
                                  matting=True, threads=threads)
+        self.canvas = None
+        if settings.layout.active:
+            from backdrop.offline.canvas import Canvas
+
+            self.canvas = Canvas(settings.layout, settings.background, settings.shadow)
 
     def run(self, task: ImageTask) -> ImageResult:
         result = ImageResult(task.source)
@@ -244,10 +253,11 @@ class ImageWorker:
         return result
 
     def _run(self, task: ImageTask, result: ImageResult) -> None:
-        from backdrop.io.images import read_rgb, write_image
+        from backdrop.io.images import jpeg_quality, read_rgb, write_image
+        from backdrop.offline.cutout import compression_warnings
 
         rendered = self.render(read_rgb(task.source))
-        result.warnings = rendered.warnings
+        result.warnings = rendered.warnings + compression_warnings(jpeg_quality(task.source))
         write_image(task.output, rendered.image, self.settings.fmt)
         result.written.append(task.output)
         if task.check:
@@ -267,13 +277,17 @@ class ImageWorker:
         h, w = alpha.shape
         warnings = cutout.quality_warnings(
             w, h, alpha, "person" if self.settings.subject == "person" else "subject")
-        shadow = cutout.shadow_matte(alpha) if self.settings.shadow else None
+        placed = self.settings.layout.places
+        shadow = cutout.shadow_matte(alpha) if self.settings.shadow and not placed else None
         # the subject's own colour on its outline, not the old background's (no glow)
         colour = frame if processed.colour is None else processed.colour
         layer = (cutout.rgba(colour, alpha) if shadow is None
                  else cutout.rgba_with_shadow(colour, alpha, shadow))
         kind = self.settings.kind
-        if kind == "mask":
+        if placed:
+            image, notes = self.canvas.render(layer, kind)
+            warnings += notes
+        elif kind == "mask":
             image = alpha
         elif kind == "cutout":
             image = layer
@@ -281,6 +295,8 @@ class ImageWorker:
             image = cutout.composite_with_shadow(frame, alpha, processed.image, shadow)
         else:
             image = np.array(processed.image, copy=True)
+        if self.canvas is not None:
+            image = self.canvas.add_overlay(image)
         return Rendered(image, layer, warnings)
 
     def close(self) -> None:
