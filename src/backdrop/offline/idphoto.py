@@ -207,7 +207,7 @@ def crown(alpha: np.ndarray, eyes_y: float, centre_x: float, half_width: float) 
     line in a band across the middle of the face, the last row still on the person."""
     h, w = alpha.shape
     x0, x1 = max(0, int(centre_x - half_width)), min(w, int(centre_x + half_width) + 1)
-    rows = (alpha[: max(1, int(eyes_y)), x0:x1] >= 128).mean(axis=1) > 0.3
+    rows = (alpha[: max(1, int(eyes_y)), x0:x1] >= 64).mean(axis=1) > 0.3
     gaps = np.flatnonzero(~rows)
     top = 0 if gaps.size == 0 else int(gaps[-1]) + 1
     if top == 0:

@@ -8,7 +8,7 @@ from typing import List, Tuple
 import numpy as np
 
 MM_PER_INCH = 25.4
-MARGIN_MM = 3.0     # printers and labs trim or cannot print the outermost millimetres
+MARGIN_MM = 2.0     # labs trim (or cannot print) about this much of the paper edge
 GAP_MM = 2.0        # between copies: room for a cut on each side of the marks
 MARK_GREY = 96      # cut marks: visible on the white paper, not black ink bars
 PAPER = 255
