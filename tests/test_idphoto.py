@@ -110,6 +110,18 @@ def test_other_dpi(name, dpi, cut, astronaut, faces):
     _check_layout(idphoto.make(astronaut, *cut, options), faces, options)
 
 
+def test_a_large_photo_is_shrunk_into_place(cut, astronaut, faces):
+    """Phone photos are larger than the layout: the other direction of scaling."""
+    size = (1536, 1536)
+    big = cv2.resize(astronaut, size, interpolation=cv2.INTER_CUBIC)
+    _, alpha, colour = cut
+    marks = idphoto.find_face(big, faces)
+    options = parse_id_photo("eu")
+    photo = idphoto.make(big, marks, cv2.resize(alpha, size), cv2.resize(colour, size), options)
+    _check_layout(photo, faces, options)
+    assert idphoto.place(idphoto.measure(marks, cv2.resize(alpha, size)), options).scale < 1
+
+
 def test_render_makes_the_photo_and_the_sheet_and_a_colour_override(worker, astronaut, faces):
     rendered = _render(worker, astronaut, spec="uk", sheet="4x6in", colour=(250, 250, 250))
     photo = rendered.image

@@ -110,13 +110,18 @@ class FaceLandmarker(Closing):
             return self._from(self._mesh.process(np.ascontiguousarray(frame)), w, h, 0.0, 0.0)
         side = CROP_BOXES * box.size
         cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
-        x0, y0 = cx - side / 2, cy - side / 2
-        scale = side / CROP_SIZE
-        # one affine warp crops, pads with black and resizes at once
-        m = np.float64([[1 / scale, 0, -x0 / scale], [0, 1 / scale, -y0 / scale]])
-        crop = cv2.warpAffine(frame, m, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA
-                              if scale > 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        n = int(round(side))
+        h, w = frame.shape[:2]
+        # black beyond the frame's edges, then one resize (by area when shrinking: a large
+        # photo's face can be a thousand pixels wide)
+        crop = np.zeros((n, n, 3), np.uint8)
+        fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + n), min(h, y0 + n)
+        if fx1 > fx0 and fy1 > fy0:
+            crop[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+        crop = cv2.resize(crop, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA
+                          if n > CROP_SIZE else cv2.INTER_LINEAR)
+        side = float(n)
         return self._from(self._mesh.process(crop), side, side, x0, y0)
 
     @staticmethod
