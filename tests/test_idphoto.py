@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,10 +19,14 @@ from backdrop.offline import idphoto, printsheet
 from backdrop.offline.idphoto import MM_PER_INCH, SPECS, parse_id_photo
 from backdrop.offline.image import ImageSettings, ImageWorker
 
-from conftest import ASSETS, EVALDATA, read_rgb
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "src" / "backdrop" / "assets" / "astronaut.png"
+COFFEE = ROOT / "assets" / "samples" / "coffee.png"
+EVALDATA = ROOT.parent / "shared" / "evaldata"
 
-ASTRONAUT = ASSETS / "astronaut.png"
-COFFEE = ASSETS.parents[2] / "assets" / "samples" / "coffee.png"
+
+def read_rgb(path) -> np.ndarray:
+    return np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +42,6 @@ def worker():
 def faces(worker, astronaut):
     worker.render(astronaut)          # loads the worker's face models too
     return worker._faces
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-    return read_rgb(ASTRONAUT)
 
 
 @pytest.fixture(scope="module")
