@@ -122,6 +122,19 @@ def test_a_large_photo_is_shrunk_into_place(cut, astronaut, faces):
     assert idphoto.place(idphoto.measure(marks, cv2.resize(alpha, size)), options).scale < 1
 
 
+@pytest.mark.parametrize("stem", ["0035", "0125"])
+def test_real_people_at_a_low_dpi(stem, worker, faces):
+    """Street photos (small faces: 110 dpi keeps the enlargement under the limit). These
+    two have their eyes far below the crown (hair up, a hood): the first targets cannot
+    hold them and the narrower margin must."""
+    path = EVALDATA / "photos" / "images" / f"{stem}.jpg"
+    if not path.is_file():
+        pytest.skip("../shared/evaldata is not present")
+    options = parse_id_photo("eu", 110)
+    photo = _render(worker, read_rgb(path), spec="eu", dpi=110).image
+    _check_layout(photo, faces, options)
+
+
 def test_render_makes_the_photo_and_the_sheet_and_a_colour_override(worker, astronaut, faces):
     rendered = _render(worker, astronaut, spec="uk", sheet="4x6in", colour=(250, 250, 250))
     photo = rendered.image

@@ -80,6 +80,7 @@ INSIDE = 0.2
 # Where a source states no top gap: the crown at least this fraction of the height below the
 # top edge (hair touching the edge reads as cut off).
 MIN_TOP_GAP = 0.05
+RELAXED = (0.05, 0.03)   # (INSIDE, MIN_TOP_GAP) for heads the first targets cannot hold
 BORDER_TOUCH = 0.02     # a matte border row/column with more subject pixels than this is cut
 
 
@@ -236,8 +237,8 @@ class Placement:
     size: Tuple[int, int]
 
 
-def _inner(lo: float, hi: float) -> Tuple[float, float]:
-    d = (hi - lo) * INSIDE
+def _inner(lo: float, hi: float, inside: float) -> Tuple[float, float]:
+    d = (hi - lo) * inside
     return lo + d, hi - d
 
 
@@ -251,29 +252,43 @@ def _too_small(head: Head, need_px: float, options: IdPhotoOptions) -> BackdropE
         f" {MAX_UPSCALE:g}x it prints soft): use a larger photo of the face{fix}")
 
 
-def place(head: Head, options: IdPhotoOptions) -> Placement:
-    """Scale and shift putting the head height, the eye line and the gap above the crown
-    inside the layout's ranges (as near their middles as they allow each other, enlarging
-    as little as that needs), the face centred across."""
+def _solve(head: Head, options: IdPhotoOptions, inside: float,
+           top_gap: float) -> Optional[Placement]:
     spec, (width, height) = options.layout, options.size_px
-    h_lo, h_hi = (options.px(v) for v in _inner(*spec.head_mm))
-    e_lo, e_hi = (height - options.px(v) for v in reversed(_inner(*spec.eyes_mm)))  # from top
-    t_lo, t_hi = ((options.px(v) for v in _inner(*spec.top_mm)) if spec.top_mm
-                  else (MIN_TOP_GAP * height, float("inf")))
-    if h_lo > MAX_UPSCALE * head.height:
-        raise _too_small(head, h_lo, options)
+    h_lo, h_hi = (options.px(v) for v in _inner(*spec.head_mm, inside))
+    e_lo, e_hi = (height - options.px(v) for v in reversed(_inner(*spec.eyes_mm, inside)))
+    t_lo, t_hi = ((options.px(v) for v in _inner(*spec.top_mm, inside)) if spec.top_mm
+                  else (top_gap * height, float("inf")))
     ratio = (head.eyes - head.crown) / head.height       # crown -> eyes, of the head height
     mid_head, mid_eyes = (h_lo + h_hi) / 2, (e_lo + e_hi) / 2
-    for size in sorted(np.linspace(h_lo, min(h_hi, MAX_UPSCALE * head.height), 41),
-                       key=lambda v: abs(v - mid_head)):
-        lo = max(e_lo, t_lo + ratio * size)
+    largest = min(h_hi, MAX_UPSCALE * head.height)
+    if largest < h_lo:
+        return None
+    for size in sorted(np.linspace(h_lo, largest, 41), key=lambda v: abs(v - mid_head)):
+        lo = max(e_lo, t_lo + ratio * size)              # eye line, from the top
         hi = min(e_hi, t_hi + ratio * size, height - (1 - ratio) * size - 1)
         if lo <= hi:
             eyes = min(max(mid_eyes, lo), hi)
             scale = size / head.height
             return Placement(scale, width / 2 - scale * head.centre_x,
                              eyes - scale * head.eyes, (width, height))
-    raise BackdropError(f"this head does not fit the {spec.name} layout's head-height and"
+    return None
+
+
+def place(head: Head, options: IdPhotoOptions) -> Placement:
+    """Scale and shift putting the head height, the eye line and the gap above the crown
+    inside the layout's ranges (as near their middles as they allow each other, enlarging
+    as little as that needs), the face centred across. Targets keep a margin inside the
+    ranges; a head whose proportions leave no room for it (big hair: the eyes far below
+    the crown) gets a narrower one."""
+    least = options.px(_inner(*options.layout.head_mm, RELAXED[0])[0])
+    if least > MAX_UPSCALE * head.height:
+        raise _too_small(head, least, options)
+    for inside, top_gap in ((INSIDE, MIN_TOP_GAP), RELAXED):
+        placement = _solve(head, options, inside, top_gap)
+        if placement is not None:
+            return placement
+    raise BackdropError(f"this head does not fit the {options.spec} layout's head-height and"
                         " eye-line ranges together (the eyes sit unusually high or low in it):"
                         " use a photo looking straight into the camera, head level")
 
