@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -82,6 +82,7 @@ INSIDE = 0.2
 MIN_TOP_GAP = 0.05
 RELAXED = (0.05, 0.03)   # (INSIDE, MIN_TOP_GAP) for heads the first targets cannot hold
 BORDER_TOUCH = 0.02     # a matte border row/column with more subject pixels than this is cut
+MAX_ROLL = 5.0          # degrees the eye line may lean before a warning
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,18 @@ def crown(alpha: np.ndarray, eyes_y: float, centre_x: float, half_width: float) 
         raise BackdropError("the top of the head is cut off by the photo's top edge: use a"
                             " photo with room above the hair")
     return float(top)
+
+
+def tilt_warnings(marks) -> List[str]:
+    """ID photo rules want the head level; the layout does not turn it (turning would cut
+    the photo's edges across the shoulders), so say so when it is not."""
+    (rx, ry), (lx, ly) = marks.right_eye, marks.left_eye
+    roll = float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+    if abs(roll) <= MAX_ROLL:
+        return []
+    side = "right" if roll > 0 else "left"     # in the picture, as the viewer sees it
+    return [f"the head is tilted {abs(roll):.0f} degrees (the eye on the {side} is lower):"
+            " ID photos need a level head; retake it or straighten the photo first"]
 
 
 def measure(marks, alpha: np.ndarray) -> Head:

@@ -316,7 +316,7 @@ class ImageWorker:
         photo = idphoto.make(frame, marks, alpha, colour, options)
         sheet = (None if options.sheet_mm is None
                  else printsheet.make_sheet(photo, options.sheet_mm, options.dpi))
-        return Rendered(photo, cutout.rgba(colour, alpha), [], sheet)
+        return Rendered(photo, cutout.rgba(colour, alpha), idphoto.tilt_warnings(marks), sheet)
 
     def close(self) -> None:
         self.pipeline.close()
