@@ -86,7 +86,7 @@ def _check_layout(photo, faces, options):
     head, eye_line = (chin - crown) * mm, (h - eyes) * mm
     assert spec.head_mm[0] <= head <= spec.head_mm[1], f"head {head:.1f} mm, {spec.head_mm}"
     assert spec.eyes_mm[0] <= eye_line <= spec.eyes_mm[1], f"eyes {eye_line:.1f} mm"
-    assert abs(centre - w / 2) <= 3, f"face centre {centre:.1f}, photo centre {w / 2}"
+    assert abs(centre - w / 2) <= 2, f"face centre {centre:.1f}, photo centre {w / 2}"
     if spec.top_mm:
         assert spec.top_mm[0] <= crown * mm <= spec.top_mm[1], f"top {crown * mm:.1f} mm"
     else:

@@ -346,7 +346,9 @@ def compose(colour: np.ndarray, alpha: np.ndarray, at: Placement,
         colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
         scale = scale * w / size[0]     # what is left is about 1
-    m = np.float64([[scale, 0, tx], [0, scale, ty]])
+    # Placement works on pixel edges (landmarks: 0..width), warpAffine on pixel centres
+    shift = 0.5 * scale - 0.5
+    m = np.float64([[scale, 0, tx + shift], [0, scale, ty + shift]])
     fg = cv2.warpAffine(colour, m, at.size, flags=cv2.INTER_CUBIC,
                         borderMode=cv2.BORDER_REPLICATE)
     a = cv2.warpAffine(alpha, m, at.size, flags=cv2.INTER_LINEAR,
