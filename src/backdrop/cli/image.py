@@ -22,6 +22,11 @@ outputs (default: next to each input):
   --mask                photo.jpg -> photo.mask.png     (8-bit grey, 255 = subject)
   --check               also photo.check.png: the cut-out on white, black, grey, a
                         checkerboard and green, to spot halos
+  --id-photo SPEC       photo.jpg -> photo.id.png: an ID photo (eu, uk, us, cn, in, ca) at
+                        --dpi (300): exact size, plain background, head and eye line
+                        where the layout wants them; --sheet 4x6in adds photo.id.sheet.png,
+                        copies with cut marks. Refused (exit 1, the reason named): no face,
+                        several faces, a head cut off, a head too small for the dpi
   -o FILE for one input; -o DIR/ for several (created if missing; same stems, and
   subfolders mirrored with -r). Inputs are never overwritten; files appear complete or not
   at all. Folder scans skip earlier outputs (*.cutout.*, *.mask.*, *.composite.*, *.check.*).
@@ -45,6 +50,9 @@ ready-to-use layouts (the subject's box lands on the margins to +-1 px):
   a source JPEG saved below quality ~40 (noisy edges come from small or blocky sources).
   --background blur and none keep the photo's own background, so they do not combine with
   --canvas or --fit. With --mask, the matte goes through the same placement.
+
+ID photos:
+  backdrop image portrait.jpg --id-photo eu --sheet 10x15cm
 """
 
 
@@ -72,6 +80,12 @@ def add_parser(sub) -> None:
     p.add_argument("--shadow", action="store_true", help="add a soft drop shadow")
     p.add_argument("--check", action="store_true",
                    help="also write a contact sheet per input to inspect the edges")
+    p.add_argument("--id-photo", metavar="SPEC",
+                   help="an ID photo to the layout SPEC: eu, uk, us, cn, in or ca")
+    p.add_argument("--dpi", metavar="N", help="ID photo resolution (default: 300)")
+    p.add_argument("--sheet", metavar="SIZE",
+                   help="with --id-photo: also a print sheet of that paper size (4x6in,"
+                   " 10x15cm), as many copies as fit, with cut marks")
     p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="worker processes for batches (default: one per core)")
     layout_arguments(p)
@@ -105,17 +119,44 @@ def _plan_images(args: argparse.Namespace):
 
     spec = parse_background(args.background)
     layout = parse_layout(args.canvas, args.margin, args.align, args.fit, args.overlay)
+    id_photo = _id_photo(args, spec, layout)
     inputs = expand_inputs(args.inputs, args.recursive)
     to_folder = args.output is not None and output_is_folder(args.output, len(inputs))
-    kind = output_kind(layout, choose_kind(spec, args.mask))
+    kind = "idphoto" if id_photo else output_kind(layout, choose_kind(spec, args.mask))
     check_outputs(layout, spec.kind, kind)
     fmt = choose_format(args.format, args.output, to_folder, kind)
     settings = ImageSettings(quality=args.quality, background=spec, kind=kind, fmt=fmt,
-                             shadow=args.shadow, check=args.check, subject=args.subject,
-                             layout=layout)
+                             shadow=args.shadow, check=args.check,
+                             subject="person" if id_photo else args.subject,
+                             layout=layout, id_photo=id_photo)
     tasks = plan_outputs(inputs, args.output, to_folder, settings)
     make_folders(tasks)
     return settings, tasks
+
+
+def _id_photo(args: argparse.Namespace, spec, layout):
+    """--id-photo/--dpi/--sheet, checked (offline/idphoto.py, shared with the server)."""
+    from backdrop.errors import ConfigError
+    from backdrop.offline.idphoto import parse_id_photo
+
+    if args.id_photo is None:
+        extra = [f for f, v in (("--dpi", args.dpi), ("--sheet", args.sheet)) if v is not None]
+        if extra:
+            raise ConfigError(f"{' and '.join(extra)} only apply to ID photos: add --id-photo"
+                              " SPEC (e.g. --id-photo eu)")
+        return None
+    if layout.active:
+        raise ConfigError("--canvas, --fit and --overlay do not go with --id-photo (an ID photo"
+                          " has its own fixed layout): drop them")
+    for flag, given in (("--mask", args.mask), ("--shadow", args.shadow)):
+        if given:
+            raise ConfigError(f"{flag} does not go with --id-photo (an ID photo is the person"
+                              f" on a plain colour): drop {flag}")
+    if spec.kind not in ("transparent", "colour"):
+        raise ConfigError("an ID photo needs a plain background: drop --background (the"
+                          " layout's own colour) or give a colour, e.g. --background white")
+    return parse_id_photo(args.id_photo, args.dpi, args.sheet,
+                          spec.colour if spec.kind == "colour" else None)
 
 
 def _report(result, single: bool) -> None:

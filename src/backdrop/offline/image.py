@@ -11,17 +11,21 @@ import glob
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from backdrop.config import BackgroundSpec
 from backdrop.errors import BackdropError, ConfigError, InputError, SinkError
 from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
 from backdrop.offline.layout import NO_LAYOUT, Layout
 
+if TYPE_CHECKING:
+    from backdrop.offline.idphoto import IdPhotoOptions
+
 # Default output names next to the input: photo.jpg -> photo.cutout.png, photo.mask.png, ...
-SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask"}
+SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask", "idphoto": ".id"}
 CHECK_SUFFIX = ".check"
-_OUR_SUFFIXES = tuple(SUFFIXES.values()) + (CHECK_SUFFIX,)
+SHEET_SUFFIX = ".sheet"     # the ID photo's print sheet, beside the photo
+_OUR_SUFFIXES = tuple(SUFFIXES.values()) + (CHECK_SUFFIX, SHEET_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class ImageSettings:
     check: bool = False
     subject: str = "auto"     # auto | person | any (see engine/subject.py)
     layout: Layout = NO_LAYOUT   # canvas, margins, overlay (see offline/layout.py)
+    id_photo: Optional["IdPhotoOptions"] = None    # kind "idphoto" (offline/idphoto.py)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ImageTask:
     source: str
     output: str
     check: Optional[str] = None
+    sheet: Optional[str] = None     # the ID photo's print sheet
 
 
 @dataclass
@@ -181,7 +187,9 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
     tasks = []
     for item in inputs:
         target, sheet = _targets(item, out, to_folder, settings)
-        paths = [target] + ([sheet] if settings.check else [])
+        prints = (os.path.splitext(target)[0] + SHEET_SUFFIX + os.path.splitext(target)[1]
+                  if settings.id_photo and settings.id_photo.sheet_mm else None)
+        paths = [target] + ([sheet] if settings.check else []) + ([prints] if prints else [])
         for path in paths:
             real = os.path.realpath(path)
             if real in sources:
@@ -191,7 +199,7 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
                 raise ConfigError(f"'{claimed[real]}' and '{item.path}' would both be written to"
                                   f" '{path}'; process them into separate -o folders")
             claimed[real] = item.path
-        tasks.append(ImageTask(item.path, target, sheet if settings.check else None))
+        tasks.append(ImageTask(item.path, target, sheet if settings.check else None, prints))
     return tasks
 
 
@@ -211,6 +219,7 @@ class Rendered:
     image: "object"      # the output array: (H, W) mask, (H, W, 3) RGB or (H, W, 4) RGBA
     layer: "object"      # the RGBA cut-out it came from (for the check sheet)
     warnings: List[str]
+    sheet: "object" = None   # the ID photo's print sheet, when one was asked for
 
     def check_sheet(self):
         from backdrop.offline import cutout
@@ -227,9 +236,10 @@ class ImageWorker:
         from backdrop.engine.pipeline import Pipeline
 
         self.settings = settings
-        # A mask needs no compositing: the transparent spec makes the pipeline skip it.
-        # A layout composites onto its own canvas, so neither does the pipeline.
-        placed = settings.kind == "mask" or settings.layout.places
+        self._faces = None      # FaceLandmarker, loaded by the first ID photo
+        # A mask needs no compositing: the transparent spec makes the pipeline skip it; a
+        # layout or an ID photo composites onto its own canvas, so neither does the pipeline.
+        placed = settings.kind in ("mask", "idphoto") or settings.layout.places
         spec = BackgroundSpec("transparent") if placed else settings.background
         self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
                                                         subject=settings.subject),
@@ -263,6 +273,9 @@ class ImageWorker:
         if task.check:
             write_image(task.check, rendered.check_sheet(), "png")
             result.written.append(task.check)
+        if task.sheet and rendered.sheet is not None:
+            write_image(task.sheet, rendered.sheet, self.settings.fmt)
+            result.written.append(task.sheet)
 
     def render(self, frame) -> "Rendered":
         """The output image for one RGB frame, as the settings ask (no file involved: the
@@ -271,6 +284,8 @@ class ImageWorker:
 
         from backdrop.offline import cutout
 
+        if self.settings.id_photo is not None:
+            return self._id_photo(frame)
         self.pipeline.reset()           # independent photos: no temporal smoothing across them
         processed = self.pipeline.process(frame)
         alpha = processed.alpha.copy()
@@ -299,8 +314,30 @@ class ImageWorker:
             image = self.canvas.add_overlay(image)
         return Rendered(image, layer, warnings)
 
+    def _id_photo(self, frame) -> "Rendered":
+        """The face is checked before the (slower) cut-out; the layout is idphoto.py's."""
+        from backdrop.offline import cutout, idphoto, printsheet
+
+        if self._faces is None:
+            from backdrop.engine.face import FaceLandmarker
+
+            self._faces = FaceLandmarker()
+        marks = idphoto.find_face(frame, self._faces)
+        self.pipeline.reset()
+        processed = self.pipeline.process(frame)
+        alpha = processed.alpha.copy()
+        colour = frame if processed.colour is None else processed.colour
+        options = self.settings.id_photo
+        photo = idphoto.make(frame, marks, alpha, colour, options)
+        sheet = (None if options.sheet_mm is None
+                 else printsheet.make_sheet(photo, options.sheet_mm, options.dpi))
+        return Rendered(photo, cutout.rgba(colour, alpha), idphoto.tilt_warnings(marks), sheet)
+
     def close(self) -> None:
         self.pipeline.close()
+        faces, self._faces = self._faces, None
+        if faces is not None:
+            faces.close()
 
 
 _worker: Optional[ImageWorker] = None
