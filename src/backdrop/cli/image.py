@@ -11,7 +11,7 @@ import time
 from backdrop.cli.common import (positive_int, progress_bar, quiet_engine, reporting,
                                  subject_argument)
 from backdrop.config import QUALITIES
-from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
+from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ examples:
   backdrop image photo.jpg
   backdrop image shoot/ -r -o cutouts/ --check
   backdrop image 'shots/*.jpg' --background white -o white/ --format webp
+  backdrop image screenshot.png --subject window --keep-shadow -o window.png
 """
 
 
@@ -58,6 +59,9 @@ def add_parser(sub) -> None:
     subject_argument(p)
     p.add_argument("-r", "--recursive", action="store_true", help="look into subfolders")
     p.add_argument("--shadow", action="store_true", help="add a soft drop shadow")
+    p.add_argument("--keep-shadow", action="store_true",
+                   help="with --subject window: keep the window's own drop shadow (as"
+                   " semi-transparent black, right on any background)")
     p.add_argument("--check", action="store_true",
                    help="also write a contact sheet per input to inspect the edges")
     p.add_argument("--jobs", type=positive_int, metavar="N",
@@ -69,16 +73,27 @@ def _plan_images(args: argparse.Namespace):
     from backdrop.offline.image import (ImageSettings, choose_format, choose_kind, expand_inputs,
                            make_folders, output_is_folder, plan_outputs)
 
+    _check_window_options(args)
     spec = parse_background(args.background)
     inputs = expand_inputs(args.inputs, args.recursive)
     to_folder = args.output is not None and output_is_folder(args.output, len(inputs))
     kind = choose_kind(spec, args.mask)
     fmt = choose_format(args.format, args.output, to_folder, kind)
     settings = ImageSettings(quality=args.quality, background=spec, kind=kind, fmt=fmt,
-                             shadow=args.shadow, check=args.check, subject=args.subject)
+                             shadow=args.shadow, check=args.check, subject=args.subject,
+                             keep_shadow=args.keep_shadow)
     tasks = plan_outputs(inputs, args.output, to_folder, settings)
     make_folders(tasks)
     return settings, tasks
+
+
+def _check_window_options(args: argparse.Namespace) -> None:
+    if args.keep_shadow and args.subject != "window":
+        raise ConfigError("--keep-shadow keeps a screenshot window's own shadow: add --subject"
+                          " window (for a new shadow under any subject, use --shadow)")
+    if args.keep_shadow and args.shadow:
+        raise ConfigError("--shadow adds a new drop shadow and --keep-shadow keeps the"
+                          " window's own: choose one")
 
 
 def _report(result, single: bool) -> None:

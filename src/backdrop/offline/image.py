@@ -31,7 +31,8 @@ class ImageSettings:
     fmt: str             # png | webp | jpg
     shadow: bool = False
     check: bool = False
-    subject: str = "auto"     # auto | person | any (see engine/subject.py)
+    subject: str = "auto"     # auto | person | any (see engine/subject.py) | window
+    keep_shadow: bool = False  # window only: keep its own drop shadow (offline/screenshot.py)
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,14 @@ class ImageWorker:
         from backdrop.engine.pipeline import Pipeline
 
         self.settings = settings
+        self.pipeline = self.screenshot = None
+        if settings.subject == "window":     # geometry, no model: offline/screenshot.py
+            from backdrop.offline.screenshot import ScreenshotRenderer
+
+            self.screenshot = ScreenshotRenderer(
+                kind=settings.kind, background=settings.background,
+                keep_shadow=settings.keep_shadow, shadow=settings.shadow)
+            return
         # A mask needs no compositing: the transparent spec makes the pipeline skip it.
         spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
         self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
@@ -261,6 +270,8 @@ class ImageWorker:
 
         from backdrop.offline import cutout
 
+        if self.screenshot is not None:
+            return Rendered(*self.screenshot.render(frame))
         self.pipeline.reset()           # independent photos: no temporal smoothing across them
         processed = self.pipeline.process(frame)
         alpha = processed.alpha.copy()
@@ -284,7 +295,9 @@ class ImageWorker:
         return Rendered(image, layer, warnings)
 
     def close(self) -> None:
-        self.pipeline.close()
+        for part in (self.pipeline, self.screenshot):
+            if part is not None:
+                part.close()
 
 
 _worker: Optional[ImageWorker] = None
