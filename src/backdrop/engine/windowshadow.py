@@ -18,8 +18,10 @@ import numpy as np
 from backdrop.engine.window import Window
 
 SHADOW_REACH = 48        # px out from each side where the shadow is measured
+MIN_REACH = 12           # px: a side with less room than this says nothing
 FAR = 8                  # px beyond the reach taken as unshadowed wallpaper
 NOISE = 0.03             # darkening profiles lighter than this somewhere are wallpaper
+MIN_FIT = 0.7            # share of the measured darkening the fitted shadow must explain
 MAX_SHADOW = 0.8         # a desktop shadow never hides the wallpaper outright
 MIN_SHADOW = 0.03        # fainter than this: no shadow worth keeping
 
@@ -33,35 +35,35 @@ class Shadow:
 
 
 def _profiles(frame: np.ndarray, box, reach: int):
-    """How much darker the wallpaper is at each distance from each side than at `reach`
-    px out: per side (top, bottom, left, right) a profile 1 - brightness(d)/brightness(reach)
-    for d = 0..reach-1 (median over the side's middle half, so the wallpaper's own
-    pattern averages out), or None where the picture ends too close to the side."""
+    """How much darker the wallpaper is at each distance from each side than further out:
+    per side (top, bottom, left, right) a profile 1 - brightness(d)/brightness(far) for
+    d = 0..n-1, n <= reach as the picture allows (median over the side's middle half, so
+    the wallpaper's own pattern averages out), or None where the picture ends too close."""
     luma = frame.astype(np.float32).mean(axis=2) + 1.0
     h, w = luma.shape
     x0, y0, x1, y1 = box
     mid_x = slice(x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4)
     mid_y = slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4)
-    far = reach + FAR
-    strips = (luma[y0 - far:y0, mid_x][::-1] if y0 >= far else None,
-              luma[y1:y1 + far, mid_x] if y1 + far <= h else None,
-              luma[mid_y, x0 - far:x0][:, ::-1].T if x0 >= far else None,
-              luma[mid_y, x1:x1 + far].T if x1 + far <= w else None)
+    room = [min(reach + FAR, m) for m in (y0, h - y1, x0, w - x1)]
+    strips = (luma[y0 - room[0]:y0, mid_x][::-1], luma[y1:y1 + room[1], mid_x],
+              luma[mid_y, x0 - room[2]:x0][:, ::-1].T, luma[mid_y, x1:x1 + room[3]].T)
     out = []
-    for strip in strips:
-        if strip is None:
+    for strip, space in zip(strips, room):
+        n = space - FAR
+        if n < MIN_REACH:
             out.append(None)
             continue
-        unshadowed = np.median(strip[reach:], axis=0)
-        profile = 1.0 - np.median(strip[:reach] / unshadowed[None, :], axis=1)
+        unshadowed = np.median(strip[n:], axis=0)
+        profile = 1.0 - np.median(strip[:n] / unshadowed[None, :], axis=1)
         # A shadow only darkens, most near the window: a side where the wallpaper's own
         # light and dark outweigh it tells nothing about the shadow.
-        plausible = profile.min() > -NOISE and profile[:4].mean() >= profile[-8:].mean()
+        plausible = profile.min() > -NOISE and profile[:4].mean() >= profile[-4:].mean()
         out.append(profile if plausible else None)
     if out[2] is not None and out[3] is not None:
         # The shadow is the same left and right; the wallpaper seldom darkens towards
         # the window on both sides alike, so the lesser darkening is the shadow's.
-        out[2] = out[3] = np.minimum(out[2], out[3])
+        n = min(len(out[2]), len(out[3]))
+        out[2] = out[3] = np.minimum(out[2][:n], out[3][:n])
     return out
 
 
@@ -72,40 +74,63 @@ def _phi(t: np.ndarray) -> np.ndarray:
     return ndtr(t)
 
 
+def _fit(profiles, shapes):
+    """Least squares of the profiles against the shapes over the grid the shapes span:
+    (opacity, share of the darkening explained) per grid point, or None."""
+    syg = sgg = yy = 0.0
+    for profile, shape in zip(profiles, shapes):
+        if profile is not None:
+            n = len(profile)     # the first outside pixel line is 0.5 px from the edge
+            g = shape(np.arange(n) + 0.5) - shape(np.array([n + FAR / 2]))   # far: unshadowed
+            syg = syg + (g * profile).sum(axis=-1)
+            sgg = sgg + (g * g).sum(axis=-1)
+            yy += float((profile * profile).sum())
+    if not yy:
+        return None
+    opacity = np.clip(syg / np.maximum(sgg, 1e-9), 0.0, 1.0)
+    return opacity, (2 * opacity * syg - opacity * opacity * sgg) / yy
+
+
 def estimate_shadow(frame: np.ndarray, window: Window,
                     reach: int = SHADOW_REACH) -> Optional[Shadow]:
-    """The window's own drop shadow, as a Gaussian-blurred copy of its rectangle, offset and
-    partly opaque, fitted to how much the wallpaper darkens towards each side. None when no
-    side has room to measure it or it is too faint to keep."""
-    profiles = _profiles(frame, window.box, reach)
-    d = np.arange(reach, dtype=np.float64) + 0.5
-    sigmas = np.arange(1.0, reach / 2.0, 0.5)[:, None, None]
-    offsets = np.arange(0.0, reach // 2 + 1)     # shadows fall down (or straight behind)
-    sy = offsets[None, :, None]             # shadow offset down
-    sx = 0.0    # the desktops centre a window's shadow across; a free dx only fits noise
-    # Each side's predicted darkening shape (opacity 1); the outward distance d of the
-    # first outside pixel row is 0.5 from the edge.
-    shapes = (lambda t: _phi((-t - sy) / sigmas), lambda t: _phi((sy - t) / sigmas),
-              lambda t: _phi((-t - sx) / sigmas), lambda t: _phi((sx - t) / sigmas))
-    syg = sgg = 0.0
-    used = 0
-    for profile, shape in zip(profiles, shapes):
+    """The window's own drop shadow, as a Gaussian-blurred copy of its rectangle, offset
+    down and partly opaque, fitted to how much the wallpaper darkens towards each side.
+
+    Softness and opacity come from the left and right sides, where the shadow is the
+    same (the desktops centre it across) and the lesser darkening of the two is taken, so
+    a wallpaper darker on one side does not pass for shadow; the offset down then from the
+    top and bottom. None when there is no room to measure, it is too faint to keep, or
+    the fit is not believable (the wallpaper's own light and dark, not a shadow)."""
+    top, bottom, left, right = _profiles(frame, window.box, reach)
+    sigmas = np.arange(1.0, reach / 2.0, 0.5)
+    side = left if left is not None else right      # the two are merged when both exist
+    across = lambda t: _phi(-t[None, :] / sigmas[:, None])      # noqa: E731
+    fitted = _fit([side], [across])
+    if fitted is None:
+        return None
+    opacity, explained = fitted
+    k = int(np.argmax(explained))
+    best, sigma = float(opacity[k]), float(sigmas[k])
+    if best < MIN_SHADOW or best > MAX_SHADOW or explained[k] < MIN_FIT \
+            or sigma >= sigmas.max():
+        return None
+    return Shadow(best, sigma, 0.0, _offset_down(top, bottom, best, sigma))
+
+
+def _offset_down(top, bottom, opacity: float, sigma: float) -> float:
+    """How far down the shadow sits: the offset (0..sigma, as the desktops draw it) that
+    fits the top and bottom profiles best at the softness and opacity found."""
+    offsets = np.arange(0.0, np.floor(sigma) + 1)
+    errors = np.zeros(len(offsets))
+    for profile, sign in ((top, -1.0), (bottom, 1.0)):
         if profile is None:
             continue
-        g = shape(d) - shape(np.array([reach + FAR / 2]))   # relative to the far reference
-        syg = syg + (g * profile).sum(axis=-1)
-        sgg = sgg + (g * g).sum(axis=-1)
-        used += 1
-    if not used:
-        return None
-    opacity = np.clip(syg / np.maximum(sgg, 1e-9), 0.0, MAX_SHADOW)
-    fit = opacity * syg      # error = |y|^2 - opacity * syg: the largest reduction wins
-    k = np.unravel_index(int(np.argmax(fit)), fit.shape)
-    best = float(opacity[k])
-    if best < MIN_SHADOW:
-        return None
-    sigma = float(sigmas.ravel()[k[0]])
-    return Shadow(best, sigma, 0.0, float(offsets[k[1]]))
+        n = len(profile)
+        t = np.r_[np.arange(n) + 0.5, n + FAR / 2][None, :]
+        g = _phi((sign * offsets[:, None] - t) / sigma)
+        model = opacity * (g[:, :-1] - g[:, -1:])
+        errors += ((model - profile[None, :]) ** 2).sum(axis=1)
+    return float(offsets[int(np.argmin(errors))])
 
 
 def shadow_matte(shape: Tuple[int, int], window: Window, shadow: Shadow) -> np.ndarray:

@@ -25,6 +25,8 @@ GUIDE_WIDTH = 640     # the blur background works on the picture shrunk to about
 
 NO_WINDOW = ("no app window found (it looks for a window's straight edges and corners over"
              " the desktop); for any other subject use --subject any")
+NO_SHADOW = ("could not measure the window's own shadow (too little wallpaper around it, or"
+             " too busy a wallpaper): kept none; --shadow adds a generic one instead")
 
 
 class ScreenshotRenderer:
@@ -46,13 +48,14 @@ class ScreenshotRenderer:
         a8 = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
         colour = window_colour(frame, alpha, window)
         shadow = self._shadow(frame, window, a8)
+        warnings = [NO_SHADOW] if self.keep_shadow and shadow is None else []
         layer = (cutout.rgba(colour, a8) if shadow is None
                  else cutout.rgba_with_shadow(colour, a8, shadow))
         if self.kind == "mask":
-            return a8, layer, []
+            return a8, layer, warnings
         if self.kind == "cutout":
-            return layer, layer, []
-        return self._composite(frame, colour, alpha, shadow), layer, []
+            return layer, layer, warnings
+        return self._composite(frame, colour, alpha, shadow), layer, warnings
 
     def _shadow(self, frame: np.ndarray, window, a8: np.ndarray) -> Optional[np.ndarray]:
         if self.keep_shadow:
