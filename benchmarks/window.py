@@ -1,6 +1,7 @@
 """What finds a window in a screenshot: measured on generated screenshots of known geometry.
 
     PYTHONPATH=src python benchmarks/window.py [--count 60] [--methods geometry,model]
+    PYTHONPATH=src python benchmarks/window.py --jpeg 85            # screenshots saved as JPEG
     PYTHONPATH=src python benchmarks/window.py --false-positives   # shared photos, objects
 
 Per method: mean and worst window IoU (soft: sum(min)/sum(max) of the mattes), the worst
@@ -78,6 +79,15 @@ def measure(method, shots):
             "max_radius_px": max(radius_errors) if radius_errors else None}
 
 
+def as_jpeg(shot, quality: int):
+    import dataclasses
+
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", shot.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return dataclasses.replace(shot, image=cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
+
+
 def false_positives():
     from backdrop.engine.window import find_window
 
@@ -87,7 +97,9 @@ def false_positives():
         found = find_window(screenshots.read_rgb(path))
         if found is not None:
             hits.append((path.parent.parent.name + "/" + path.name, found))
-    print(f"geometric detector fired on {len(hits)} of {len(paths)} shared photos")
+    sure = [name for name, found in hits if found.score >= 0.9]
+    print(f"geometric detector fired on {len(hits)} of {len(paths)} shared photos,"
+          f" {len(sure)} of them with score >= 0.9")
     for name, found in hits:
         print(f"  {name}: box {found.box} score {found.score:.2f}")
 
@@ -96,6 +108,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--count", type=int, default=60)
     p.add_argument("--methods", default="geometry,model")
+    p.add_argument("--jpeg", type=int, metavar="Q",
+                   help="measure on the screenshots saved as JPEG of this quality")
     p.add_argument("--false-positives", action="store_true")
     args = p.parse_args(argv)
     if args.false_positives:
@@ -103,7 +117,10 @@ def main(argv=None) -> None:
         return
     paths = screenshots.wallpapers()
     shots = [screenshots.make_screenshot(seed, paths) for seed in range(args.count)]
-    print(f"{len(shots)} screenshots over {len(paths)} wallpapers")
+    if args.jpeg:
+        shots = [as_jpeg(shot, args.jpeg) for shot in shots]
+    print(f"{len(shots)} screenshots over {len(paths)} wallpapers"
+          + (f", saved as JPEG quality {args.jpeg}" if args.jpeg else ""))
     print("method     mean IoU  min IoU  max corner px  met (IoU>=0.99, corner<=2)  s/image"
           "  max radius error px")
     for name in args.methods.split(","):

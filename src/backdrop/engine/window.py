@@ -1,18 +1,21 @@
 """An app window in a screenshot: found by geometry, cut out with a pixel-exact matte.
 
 A window captured with its surroundings (macOS, Windows 11, GNOME) is an axis-aligned
-rectangle, its corners rounded with a radius of a few pixels, over the wallpaper and its own
-soft drop shadow. Its sides are straight steps at whole-pixel positions, which a photo rarely
-has: lines of pixel boundaries with a colour step on nearly every row (or column) of a long
-span. `find_window` takes the largest rectangle whose four sides are such lines, snaps each
-side to the outermost step (a window's 1 px border gives two), and fits each corner's radius
-to the colour step along the candidate arcs. The matte is then drawn, not estimated: 1 inside,
-0 outside, exact coverage on the arcs. The general model's soft edges and the matting
+rectangle, its corners rounded by a few pixels, over the wallpaper and its own soft drop
+shadow. Its sides are straight steps at whole-pixel positions, which a photo rarely has:
+lines of pixel boundaries with a colour step on nearly every row (or column) of a long span.
+`find_window` takes, among the rectangles of such lines, the one with the most evidence
+(steps on its sides, minus gaps, minus lines running on past its corners: a window's panels
+are smaller, a rectangle reaching out to a line in the photo has gaps), snaps each side to
+the outermost step (a window's 1 px border gives two), and fits the corners' radii to the
+pixels of the outermost rows and columns. The matte is then drawn, not estimated: 1 inside,
+0 outside, the covered area on the arcs. The general model's soft edges and the matting
 refinement would round the straight sides off, so none of them run here.
 
-Measured on 60 generated screenshots (benchmarks/window.py): this method IoU 0.9999, corner
-error 0 px on all; U²-Netp thresholded 0.9x IoU and corner errors of tens of pixels.
-"""
+Measured (benchmarks/window.py, generated screenshots over the sample and shared photos):
+IoU >= 0.99 and corner error <= 2 px on 194 of 200 (55 of 60 saved as JPEG quality 85);
+U²-Netp through the pipeline (`--subject any`) on 0 of 60, mean IoU 0.82.
+""""""
 
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ import cv2
 import numpy as np
 
 EDGE_STEP = 8.0          # a colour step (max over channels, 0-255) that counts on a side
-CANDIDATES = 16          # strongest straight lines kept per direction
+RING = range(3, 9)       # px either side of a line that make its texture baseline
+CANDIDATES = 24          # strongest straight lines kept per direction
 MIN_SIDE = 48            # px: smaller rectangles are not windows
 MIN_COVERAGE = 0.5       # fraction of a side's rows (columns) with a step, on every side
 BEYOND = 16              # px past a corner where a side's line must have ended
 MISS = 1.0               # a gap on a side costs this many steps
+ACCEPT = 0.6             # the chosen rectangle's worst quarter: below it, no window
 QUARTERS = 4             # a side's coverage is its worst quarter's
 SNAP_STEPS = 0.3         # a border's outer step: this share of the side at least
 SNAP_FLAT = 0.9          # a border line: this share of it keeps its colour
@@ -57,9 +62,12 @@ def _steps(frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 def _candidates(counts: np.ndarray) -> np.ndarray:
     """Boundaries whose step count stands out of their neighbourhood (a straight line, not
     texture), strongest first; index i is the boundary before pixel i + 1."""
-    local = cv2.medianBlur(counts.astype(np.float32)[None, :], 5)[0] if counts.size >= 5 \
-        else counts.astype(np.float32)
-    excess = counts - local
+    # The neighbourhood skips the two lines either side: a JPEG smears a window's edge
+    # over three lines, which must not hide it in its own baseline.
+    padded = np.pad(counts.astype(np.float32), RING[-1], mode="edge")
+    n = counts.size
+    ring = [padded[RING[-1] + k:RING[-1] + k + n] for d in RING for k in (-d, d)]
+    excess = counts - np.median(ring, axis=0)
     left = np.r_[-np.inf, excess[:-1]]
     right = np.r_[excess[1:], -np.inf]
     peaks = np.flatnonzero((excess >= left) & (excess > right) & (excess >= MIN_SIDE / 2))
@@ -158,6 +166,8 @@ def find_window(frame: np.ndarray) -> Optional[Window]:
     if found is None:
         return None
     box, score = found
+    if score < ACCEPT:
+        return None
     _snap_outward(box, frame, gx, gy)
     radii = fit_radii(frame, tuple(box))
     return Window(tuple(box), radii, score)
