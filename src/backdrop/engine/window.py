@@ -15,7 +15,7 @@ refinement would round the straight sides off, so none of them run here.
 Measured (benchmarks/window.py, generated screenshots over the sample and shared photos):
 IoU >= 0.99 and corner error <= 2 px on 194 of 200 (55 of 60 saved as JPEG quality 85);
 U²-Netp through the pipeline (`--subject any`) on 0 of 60, mean IoU 0.82.
-""""""
+"""
 
 from __future__ import annotations
 
