@@ -68,10 +68,14 @@ def _profiles(frame: np.ndarray, box, reach: int):
 
 
 def _phi(t: np.ndarray) -> np.ndarray:
-    """The standard normal CDF (vectorised erf)."""
-    from scipy.special import ndtr
-
-    return ndtr(t)
+    """The standard normal CDF, from erf by Abramowitz and Stegun 7.1.26 (error < 1.5e-7:
+    far below a shadow's 8-bit steps; numpy has no erf and scipy is no dependency)."""
+    x = np.abs(t) / np.sqrt(2.0)
+    k = 1.0 / (1.0 + 0.3275911 * x)
+    poly = k * (0.254829592 + k * (-0.284496736 + k * (1.421413741
+                                                       + k * (-1.453152027 + k * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-x * x)
+    return 0.5 * (1.0 + np.sign(t) * erf)
 
 
 def _fit(profiles, shapes):
