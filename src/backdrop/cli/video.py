@@ -11,7 +11,7 @@ import signal
 from backdrop.cli.common import (positive_float, progress_bar, quiet_engine, reporting,
                                  subject_argument)
 from backdrop.config import QUALITIES
-from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ def cmd_video(args: argparse.Namespace) -> int:
 def _run_video(args: argparse.Namespace) -> int:
     from backdrop.offline.video import plan_video, run_video
 
+    if args.subject == "window":
+        raise ConfigError("--subject window cuts an app window out of a still screenshot"
+                          " (backdrop image); for a screen recording use --subject any")
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     quiet_engine()
     logger.debug(f"{plan.source} -> {plan.output} ({plan.kind}, background {plan.background}),"

@@ -1,4 +1,4 @@
-"""`backdrop image`, the library side: finding the inputs, planning every output before
+"""`backdrop image`, the library side: planning every output before
 anything is written (so a bad -o or an input about to be overwritten is refused up front),
 and processing one image per call in a worker that owns one Pipeline.
 
@@ -7,20 +7,21 @@ Nothing here prints; results come back as ImageResult values and the command rep
 
 from __future__ import annotations
 
-import glob
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from backdrop.config import BackgroundSpec
 from backdrop.errors import BackdropError, ConfigError, InputError, SinkError
-from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
+from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS
+from backdrop.offline.inputs import (CHECK_SUFFIX, SHEET_SUFFIX, SUFFIXES, ImageInput,  # noqa: F401
+                                     expand_inputs)
+from backdrop.offline.layout import NO_LAYOUT, Layout
 
-# Default output names next to the input: photo.jpg -> photo.cutout.png, photo.mask.png, ...
-SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask"}
-CHECK_SUFFIX = ".check"
-_OUR_SUFFIXES = tuple(SUFFIXES.values()) + (CHECK_SUFFIX,)
+if TYPE_CHECKING:
+    from backdrop.offline.idphoto import IdPhotoOptions
+
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,10 @@ class ImageSettings:
     fmt: str             # png | webp | jpg
     shadow: bool = False
     check: bool = False
-    subject: str = "auto"     # auto | person | any (see engine/subject.py)
-
-
-@dataclass(frozen=True)
-class ImageInput:
-    path: str
-    relative: str        # where it sits under the folder it was found in; its name otherwise
+    subject: str = "auto"     # auto | person | any (see engine/subject.py) | window
+    layout: Layout = NO_LAYOUT   # canvas, margins, overlay (see offline/layout.py)
+    id_photo: Optional["IdPhotoOptions"] = None    # kind "idphoto" (offline/idphoto.py)
+    keep_shadow: bool = False  # window only: keep its own drop shadow (offline/screenshot.py)
 
 
 @dataclass(frozen=True)
@@ -45,6 +43,7 @@ class ImageTask:
     source: str
     output: str
     check: Optional[str] = None
+    sheet: Optional[str] = None     # the ID photo's print sheet
 
 
 @dataclass
@@ -56,57 +55,6 @@ class ImageResult:
     input_error: bool = False    # the input itself is bad (as opposed to writing failed)
     fatal: bool = False          # nothing can work (the worker could not start): stop the batch
     exit_code: int = 1           # with fatal: the exit code of the error that stopped it
-
-
-# ----------------------------------------------------------------------------- inputs
-
-def _ours(name: str) -> bool:
-    """Outputs of an earlier run (photo.cutout.png) and hidden temp files are not inputs."""
-    stem = os.path.splitext(name)[0]
-    return name.startswith(".") or stem.endswith(_OUR_SUFFIXES)
-
-
-def _scan_folder(folder: str, recursive: bool) -> List[ImageInput]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for name in sorted(files):
-            if is_image_path(name) and not _ours(name):
-                path = os.path.normpath(os.path.join(root, name))
-                found.append(ImageInput(path, os.path.relpath(path, folder)))
-    return found
-
-
-def _expand_one(arg: str, recursive: bool) -> List[ImageInput]:
-    if os.path.isdir(arg):
-        found = _scan_folder(arg, recursive)
-        if not found:
-            more = "" if recursive else " (use -r to look in its subfolders)"
-            raise InputError(f"folder '{arg}' holds no JPEG, PNG, WebP, BMP or TIFF images{more}")
-        return found
-    if os.path.exists(arg):
-        return [ImageInput(arg, os.path.basename(arg))]
-    if glob.has_magic(arg):     # quoted patterns, and shells that do not expand them
-        matches = sorted(glob.glob(arg, recursive=recursive))
-        files = [m for m in matches
-                 if os.path.isfile(m) and is_image_path(m) and not _ours(os.path.basename(m))]
-        if not files:
-            raise InputError(f"pattern '{arg}' matches no images")
-        return [ImageInput(m, os.path.basename(m)) for m in files]
-    raise InputError(f"'{arg}': no such file or folder")
-
-
-def expand_inputs(args: Sequence[str], recursive: bool = False) -> List[ImageInput]:
-    """Files, folders (recursively with `recursive`) and glob patterns -> image inputs, in
-    the order given, each once."""
-    seen, inputs = set(), []
-    for arg in args:
-        for item in _expand_one(arg, recursive):
-            key = os.path.realpath(item.path)
-            if key not in seen:
-                seen.add(key)
-                inputs.append(item)
-    return inputs
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -179,7 +127,9 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
     tasks = []
     for item in inputs:
         target, sheet = _targets(item, out, to_folder, settings)
-        paths = [target] + ([sheet] if settings.check else [])
+        prints = (os.path.splitext(target)[0] + SHEET_SUFFIX + os.path.splitext(target)[1]
+                  if settings.id_photo and settings.id_photo.sheet_mm else None)
+        paths = [target] + ([sheet] if settings.check else []) + ([prints] if prints else [])
         for path in paths:
             real = os.path.realpath(path)
             if real in sources:
@@ -189,7 +139,7 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
                 raise ConfigError(f"'{claimed[real]}' and '{item.path}' would both be written to"
                                   f" '{path}'; process them into separate -o folders")
             claimed[real] = item.path
-        tasks.append(ImageTask(item.path, target, sheet if settings.check else None))
+        tasks.append(ImageTask(item.path, target, sheet if settings.check else None, prints))
     return tasks
 
 
@@ -209,6 +159,7 @@ class Rendered:
     image: "object"      # the output array: (H, W) mask, (H, W, 3) RGB or (H, W, 4) RGBA
     layer: "object"      # the RGBA cut-out it came from (for the check sheet)
     warnings: List[str]
+    sheet: "object" = None   # the ID photo's print sheet, when one was asked for
 
     def check_sheet(self):
         from backdrop.offline import cutout
@@ -225,11 +176,29 @@ class ImageWorker:
         from backdrop.engine.pipeline import Pipeline
 
         self.settings = settings
-        # A mask needs no compositing: the transparent spec makes the pipeline skip it.
-        spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
-        self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
-                                                        subject=settings.subject),
-                                 matting=True, threads=threads)
+        self._faces = None      # FaceLandmarker, loaded by the first ID photo
+        # A mask needs no compositing: the transparent spec makes the pipeline skip it; a
+        # layout or an ID photo composites onto its own canvas, so neither does the pipeline.
+        placed = settings.kind in ("mask", "idphoto") or settings.layout.places
+        spec = BackgroundSpec("transparent") if placed else settings.background
+        self.pipeline = self.screenshot = None
+        if settings.subject == "window":     # geometry, no model: offline/screenshot.py
+            from backdrop.offline.screenshot import ScreenshotRenderer
+
+            # On a layout the canvas composites and shadows the cut-out, as for any subject.
+            placed = settings.layout.places
+            self.screenshot = ScreenshotRenderer(
+                kind="cutout" if placed else settings.kind, background=settings.background,
+                keep_shadow=settings.keep_shadow, shadow=settings.shadow and not placed)
+        else:
+            self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
+                                                            subject=settings.subject),
+                                     matting=True, threads=threads)
+        self.canvas = None
+        if settings.layout.active:
+            from backdrop.offline.canvas import Canvas
+
+            self.canvas = Canvas(settings.layout, settings.background, settings.shadow)
 
     def run(self, task: ImageTask) -> ImageResult:
         result = ImageResult(task.source)
@@ -244,15 +213,19 @@ class ImageWorker:
         return result
 
     def _run(self, task: ImageTask, result: ImageResult) -> None:
-        from backdrop.io.images import read_rgb, write_image
+        from backdrop.io.images import jpeg_quality, read_rgb, write_image
+        from backdrop.offline.cutout import compression_warnings
 
         rendered = self.render(read_rgb(task.source))
-        result.warnings = rendered.warnings
+        result.warnings = rendered.warnings + compression_warnings(jpeg_quality(task.source))
         write_image(task.output, rendered.image, self.settings.fmt)
         result.written.append(task.output)
         if task.check:
             write_image(task.check, rendered.check_sheet(), "png")
             result.written.append(task.check)
+        if task.sheet and rendered.sheet is not None:
+            write_image(task.sheet, rendered.sheet, self.settings.fmt)
+            result.written.append(task.sheet)
 
     def render(self, frame) -> "Rendered":
         """The output image for one RGB frame, as the settings ask (no file involved: the
@@ -261,30 +234,67 @@ class ImageWorker:
 
         from backdrop.offline import cutout
 
+        if self.settings.id_photo is not None:
+            return self._id_photo(frame)
+        if self.screenshot is not None:
+            image, layer, warnings = self.screenshot.render(frame)
+            return self._place(image, layer, warnings)
         self.pipeline.reset()           # independent photos: no temporal smoothing across them
         processed = self.pipeline.process(frame)
         alpha = processed.alpha.copy()
         h, w = alpha.shape
         warnings = cutout.quality_warnings(
             w, h, alpha, "person" if self.settings.subject == "person" else "subject")
-        shadow = cutout.shadow_matte(alpha) if self.settings.shadow else None
+        placed = self.settings.layout.places
+        shadow = cutout.shadow_matte(alpha) if self.settings.shadow and not placed else None
         # the subject's own colour on its outline, not the old background's (no glow)
         colour = frame if processed.colour is None else processed.colour
         layer = (cutout.rgba(colour, alpha) if shadow is None
                  else cutout.rgba_with_shadow(colour, alpha, shadow))
         kind = self.settings.kind
-        if kind == "mask":
-            image = alpha
-        elif kind == "cutout":
+        if placed or kind == "cutout":
             image = layer
+        elif kind == "mask":
+            image = alpha
         elif shadow is not None:
             image = cutout.composite_with_shadow(frame, alpha, processed.image, shadow)
         else:
             image = np.array(processed.image, copy=True)
+        return self._place(image, layer, warnings)
+
+    def _place(self, image, layer, warnings: List[str]) -> "Rendered":
+        """The layout's canvas and overlay, when one was asked for."""
+        if self.settings.layout.places:
+            image, notes = self.canvas.render(layer, self.settings.kind)
+            warnings = warnings + notes
+        if self.canvas is not None:
+            image = self.canvas.add_overlay(image)
         return Rendered(image, layer, warnings)
 
+    def _id_photo(self, frame) -> "Rendered":
+        """The face is checked before the (slower) cut-out; the layout is idphoto.py's."""
+        from backdrop.offline import cutout, idphoto, printsheet
+
+        if self._faces is None:
+            from backdrop.engine.face import FaceLandmarker
+
+            self._faces = FaceLandmarker()
+        marks = idphoto.find_face(frame, self._faces)
+        self.pipeline.reset()
+        processed = self.pipeline.process(frame)
+        alpha = processed.alpha.copy()
+        colour = frame if processed.colour is None else processed.colour
+        options = self.settings.id_photo
+        photo = idphoto.make(frame, marks, alpha, colour, options)
+        sheet = (None if options.sheet_mm is None
+                 else printsheet.make_sheet(photo, options.sheet_mm, options.dpi))
+        return Rendered(photo, cutout.rgba(colour, alpha), idphoto.tilt_warnings(marks), sheet)
+
     def close(self) -> None:
-        self.pipeline.close()
+        for part in (self.pipeline, self.screenshot, self._faces):
+            if part is not None:
+                part.close()
+        self._faces = None
 
 
 _worker: Optional[ImageWorker] = None
