@@ -74,6 +74,21 @@ def test_multipart_upload_and_options_mirror_backdrop_image(server):
     assert decode(webp.content).shape[2] == 4
 
 
+def test_subject_window_cuts_a_window_out_of_a_screenshot(server):
+    import sys
+
+    from servehelp import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import screenshots
+
+    shot = screenshots.make_screenshot(3, screenshots.wallpapers(), size=(720, 480))
+    response = _post(server, png_bytes(shot.image), query="?subject=window&mask=true")
+    assert response.status_code == 200, response.text
+    matte = decode(response.content).astype(np.float32) / 255
+    assert np.minimum(matte, shot.alpha).sum() / np.maximum(matte, shot.alpha).sum() > 0.95
+
+
 def test_concurrent_clients_each_get_their_own_photo_back(server):
     photos = some_photos(3)
     jobs = photos * 2           # each photo twice, all at once, over both workers

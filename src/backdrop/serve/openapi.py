@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from backdrop.config import QUALITIES, SUBJECTS
+from backdrop.config import IMAGE_SUBJECTS, QUALITIES
 from backdrop.serve.images import Limits
 
 _ERROR = {"description": "", "content": {"application/json": {"schema": {
@@ -52,7 +52,7 @@ def openapi(version: str, limits: Limits) -> Dict[str, Any]:
             _query("background", "transparent (default), blur, blur:STRENGTH, none or a colour",
                    {"type": "string", "default": "transparent"}),
             fmt, mask,
-            _query("subject", "what to cut out", {"type": "string", "enum": list(SUBJECTS)}),
+            _query("subject", "what to cut out", {"type": "string", "enum": list(IMAGE_SUBJECTS)}),
             _query("quality", "speed against edge quality",
                    {"type": "string", "enum": list(QUALITIES), "default": "best"}),
             _query("shadow", "add a soft drop shadow", {"type": "boolean", "default": False})],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Mapping, Tuple
 
-from backdrop.config import QUALITIES, SUBJECTS, BackgroundSpec, parse_background, parse_colour
+from backdrop.config import IMAGE_SUBJECTS, QUALITIES, BackgroundSpec, parse_background, parse_colour
 from backdrop.errors import ConfigError
 from backdrop.offline.image import ImageSettings, choose_kind
 from backdrop.serve.apierror import ApiError
@@ -74,7 +74,7 @@ def remove_settings(query: Mapping[str, str]) -> ImageSettings:
     _output_format(kind, fmt)
     return ImageSettings(quality=_choice(query, "quality", QUALITIES, DEFAULT_QUALITY),
                          background=spec, kind=kind, fmt=fmt, shadow=_flag(query, "shadow"),
-                         subject=_choice(query, "subject", SUBJECTS, "auto"))
+                         subject=_choice(query, "subject", IMAGE_SUBJECTS, "auto"))
 
 
 def refine_options(query: Mapping[str, str]) -> Tuple[str, str]:
