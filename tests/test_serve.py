@@ -69,6 +69,10 @@ def test_multipart_upload_and_options_mirror_backdrop_image(server):
     assert mask.status_code == 200, mask.text
     matte = Image.open(io.BytesIO(mask.content))
     assert matte.mode == "L" and matte.size == Image.open(SAMPLES / "rocket.jpg").size
+    canvas = httpx.post(f"{server.url}/v1/remove?background=white&format=jpg&quality=fast"
+                        "&subject=any&canvas=300x200&align=bottom", files=files, timeout=120)
+    assert canvas.status_code == 200, canvas.text
+    assert Image.open(io.BytesIO(canvas.content)).size == (300, 200)
     webp = _post(server, (SAMPLES / "chelsea.png").read_bytes(), query="?format=webp&quality=fast")
     assert webp.status_code == 200 and webp.headers["content-type"] == "image/webp"
     assert decode(webp.content).shape[2] == 4
@@ -164,6 +168,11 @@ BAD_INPUTS = {
     "a file path as background": (lambda: b"x", "image/png", "?background=/etc/passwd", 422,
                                   "no files"),
     "bad quality": (lambda: b"x", "image/png", "?quality=ultra", 422, "quality"),
+    "a template file as canvas": (lambda: b"x", "image/png", "?canvas=/etc/hosts", 422,
+                                  "no template files"),
+    "a huge canvas": (lambda: b"x", "image/png", "?canvas=20000x20000&background=white", 413,
+                      "canvas"),
+    "margin without canvas": (lambda: b"x", "image/png", "?margin=10", 422, "--canvas"),
 }
 
 

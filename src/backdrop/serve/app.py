@@ -106,7 +106,7 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(pool: WorkerPool, limits: Limits, token: Optional[str] = None):
     async def remove(request: Request) -> Response:
-        settings = remove_settings(request.query_params)
+        settings = remove_settings(request.query_params, limits.max_pixels)
         parts = await image_parts(request, ("image",), limits, raw_allowed=True)
         return _answer(await pool.run({"kind": "remove", "image": parts["image"],
                                        "settings": settings, "limits": limits}))

@@ -4,6 +4,7 @@ URLs: the server reads nothing a client names."""
 
 from __future__ import annotations
 
+import re
 from typing import Mapping, Tuple
 
 from backdrop.config import IMAGE_SUBJECTS, QUALITIES, BackgroundSpec, parse_background, parse_colour
@@ -13,7 +14,8 @@ from backdrop.serve.apierror import ApiError
 
 FORMATS = {"png": "png", "webp": "webp", "jpg": "jpg", "jpeg": "jpg"}
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
-REMOVE_OPTIONS = ("background", "format", "mask", "subject", "quality", "shadow")
+REMOVE_OPTIONS = ("background", "format", "mask", "subject", "quality", "shadow", "canvas",
+                  "margin", "align", "fit")
 REFINE_OPTIONS = ("format", "mask")
 DEFAULT_QUALITY = "best"      # as `backdrop image`
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -66,15 +68,43 @@ def _output_format(kind: str, fmt: str) -> None:
                        " such as background=white")
 
 
-def remove_settings(query: Mapping[str, str]) -> ImageSettings:
+def _layout(query: Mapping[str, str], max_pixels: int):
+    """canvas=WxH, margin, align, fit as `backdrop image` takes them; a canvas is a size
+    only (a template would be a file the server opened)."""
+    from backdrop.offline.layout import parse_layout
+
+    canvas = query.get("canvas")
+    if canvas is not None:
+        size = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", canvas)
+        if size is None:
+            raise ApiError(422, f"canvas={canvas!r}: expected WxH such as 1000x1000 (the server"
+                           " opens no template files)")
+        if int(size[1]) * int(size[2]) > max_pixels:
+            raise ApiError(413, f"canvas={canvas} is over the limit of {max_pixels / 1e6:g}"
+                           " million pixels; ask for a smaller canvas")
+    try:
+        return parse_layout(canvas, query.get("margin"), query.get("align"), _flag(query, "fit"))
+    except ConfigError as e:
+        raise ApiError(422, str(e)) from e
+
+
+def remove_settings(query: Mapping[str, str], max_pixels: int) -> ImageSettings:
+    from backdrop.offline.layout import check_outputs, output_kind
+
     _unknown(query, REMOVE_OPTIONS)
     spec = background(query.get("background", "transparent"))
-    kind = choose_kind(spec, _flag(query, "mask"))
+    layout = _layout(query, max_pixels)
+    kind = output_kind(layout, choose_kind(spec, _flag(query, "mask")))
+    try:
+        check_outputs(layout, spec.kind, kind)
+    except ConfigError as e:
+        raise ApiError(422, str(e)) from e
     fmt = _format(query)
     _output_format(kind, fmt)
     return ImageSettings(quality=_choice(query, "quality", QUALITIES, DEFAULT_QUALITY),
                          background=spec, kind=kind, fmt=fmt, shadow=_flag(query, "shadow"),
-                         subject=_choice(query, "subject", IMAGE_SUBJECTS, "auto"))
+                         subject=_choice(query, "subject", IMAGE_SUBJECTS, "auto"),
+                         layout=layout)
 
 
 def refine_options(query: Mapping[str, str]) -> Tuple[str, str]:
