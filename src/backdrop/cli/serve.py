@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 SERVE_HELP = """\
 routes:
   POST /v1/remove   the image as the body (Content-Type: image/...) or the multipart field
-                    'image'; ?background=&format=&mask=&subject=&quality=&shadow= as for
-                    `backdrop image`. Answers the image, or JSON {"error": ...}.
+                    'image'; ?background=&format=&mask=&subject=&quality=&shadow=
+                    &canvas=WxH&margin=&align=&fit= as for `backdrop image`. Answers the
+                    image, or JSON {"error": ...}.
   POST /v1/refine   multipart: image, matte, hints (green = keep, red = remove)
   GET  /            the page: drop photos, check the edges, touch up, download
   GET  /health      version and queue state;  GET /openapi.json
