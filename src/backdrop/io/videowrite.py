@@ -151,6 +151,8 @@ class VideoFileSink(Closing):
 
     def _open_copy(self, template) -> None:
         self.video = self.container.add_stream_from_template(template)
+        if template.codec_tag:   # not copied; MOV would mark ProRes 4444 as HQ without it
+            self.video.codec_context.codec_tag = template.codec_tag
         self.size, self.pix_fmt = (template.width, template.height), None
         if self.audio_in is not None:
             self._open_audio(self.audio_in)

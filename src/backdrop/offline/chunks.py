@@ -79,7 +79,9 @@ def workdir_for(output: str) -> str:
     return os.path.join(parent, f".{name}.chunks")
 
 
-def _splittable(plan: VideoPlan) -> bool:
+def splittable(plan: VideoPlan) -> bool:
+    """Whether the input can be split: a video file (not a folder of frames), and no video
+    background (where it is in its loop depends on every frame before)."""
     from backdrop.io.images import is_image_path
 
     if os.path.isdir(plan.source):
@@ -99,17 +101,18 @@ def _starts(keyframes, count: int, target: int):
 
 
 def plan_chunks(plan: VideoPlan, *, chunk_seconds: float = CHUNK_SECONDS,
-                warmup: int = WARMUP) -> ChunkPlan:
-    """Chunks of about `chunk_seconds`, each starting on a keyframe of the input."""
+                warmup: int = WARMUP, index=None) -> ChunkPlan:
+    """Chunks of about `chunk_seconds`, each starting on a keyframe of the input.
+    `index`: the input's io.video.index_video(), where the caller has it already."""
     from backdrop.io.video import index_video
 
     if chunk_seconds <= 0 or warmup < 0:
         raise ValueError(f"chunk_seconds must be > 0 and warmup >= 0, got {chunk_seconds},"
                          f" {warmup}")
     workdir = "" if plan.to_folder else workdir_for(plan.output)
-    if not _splittable(plan):
+    if not splittable(plan):
         return ChunkPlan(plan, (Chunk(0, None, 0),), workdir)
-    index = index_video(plan.source)
+    index = index or index_video(plan.source)
     pts, count = index.pts, len(index.pts)
     if not count:
         return ChunkPlan(plan, (Chunk(0, None, 0),), workdir)
