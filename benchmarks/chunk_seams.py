@@ -25,14 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 FRAMES = REPO.parent / "shared" / "evaldata" / "video" / "parkour" / "images"
 
 
-def make_clip(path: str, frames: int, gop: int, width: int, fps: int = 30) -> str:
+def make_clip(path: str, frames: int, gop: int, width: int, fps: int = 30,
+              keyint_min: int = 0) -> str:
     files = sorted(FRAMES.glob("*.jpg"))
     order = files + files[-2:0:-1]           # forwards and back: no jump at the loop
-    first = cv2.imread(str(files[0]))
-    height = round(first.shape[0] * width / first.shape[1]) // 2 * 2
+    height = round(width * 9 / 16) // 2 * 2     # the footage is 854x480, about 16:9
     with av.open(path, "w") as out:
-        video = out.add_stream("libx264", rate=fps, options={"g": str(gop), "keyint_min": str(gop),
-                                                             "sc_threshold": "0"})
+        options = {"g": str(gop), "keyint_min": str(keyint_min or gop)}
+        if not keyint_min:     # exactly every `gop` frames; else x264's own choice
+            options["sc_threshold"] = "0"
+        video = out.add_stream("libx264", rate=fps, options=options)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
             bgr = cv2.resize(cv2.imread(str(order[i % len(order)])), (width, height),

@@ -151,6 +151,22 @@ def test_joined_file_decodes_fully_with_the_single_runs_timestamps(clip, tmp_pat
     assert leftovers(tmp_path) == []
 
 
+def test_a_folder_of_frames_splits_anywhere(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, rgb in enumerate(_frames(40)):
+        cv2.imwrite(str(frames / f"f{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    single, joined = tmp_path / "single.mp4", tmp_path / "joined.mp4"
+    run_video(plan_video(str(frames), str(single), None, False), *FAST[:1], subject=FAST[1])
+    chunked = plan_chunks(plan_video(str(frames), str(joined), None, False), chunk_seconds=0.5)
+    assert [c.span.index for c in chunked.chunks] == [0, 15, 30]
+    assert chunked.chunks[1].span.warm == 15 - chunks.WARMUP
+    run_one_process(chunked, *FAST)
+    want, got = decode(single), decode(joined)
+    assert got["pts"] == want["pts"] and len(got["pts"]) == 40 and got["errors"] == []
+    assert leftovers(tmp_path) == []
+
+
 def test_a_failing_chunk_leaves_no_files(clip, tmp_path, monkeypatch):
     from backdrop.engine.pipeline import Pipeline
 

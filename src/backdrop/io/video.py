@@ -216,10 +216,15 @@ class VideoFileReader:
         self.close()
 
 
-def index_video(path: str) -> VideoIndex:
+def index_video(path: str, fps: Optional[float] = None) -> VideoIndex:
     """Timestamps and keyframes of a video file's frames, read from its packets: only the
-    container is parsed, nothing is decoded."""
-    with VideoFileReader(path) as reader:
+    container is parsed, nothing is decoded. A folder of frames: their positions, every
+    one a keyframe; `fps`: as for open_reader."""
+    if os.path.isdir(path):
+        rate = _rate(fps)
+        count = len(list_frame_files(path))
+        return VideoIndex(1 / rate, tuple(range(count)), tuple(range(count)), rate)
+    with VideoFileReader(path, fps) as reader:
         stream = reader.video
         pts, keys = [], set()
         try:
@@ -296,14 +301,27 @@ class FrameFolderReader:
         self.skipped: List[str] = []
         self.count = 0
 
-    def frames(self, on_audio: Optional[Callable] = None) -> Frames:
-        for path in self.files:
+    def frames(self, on_audio: Optional[Callable] = None, span: Optional[Span] = None) -> Frames:
+        """Every frame, or with `span` those it covers (a frame's position is its timestamp,
+        and its time position / fps, so chunks of a folder join like a video's)."""
+        end = len(self.files)
+        if span is not None and span.stop is not None:
+            end = min(end, span.stop + span.tail)
+        for i in range(span.warm if span is not None else 0, end):
+            path = self.files[i]
             try:
                 rgb = read_rgb(path)
             except InputError as e:     # one bad frame is skipped, not the whole sequence
                 self.skipped.append(str(e))
                 continue
-            yield rgb, None, os.path.splitext(os.path.basename(path))[0]
+            name = os.path.splitext(os.path.basename(path))[0]
+            if span is None:
+                yield rgb, None, name
+            else:
+                inside = span.first <= i and (span.stop is None or i < span.stop)
+                yield rgb, i / float(self.fps), name if inside else None
+                if not inside:
+                    continue
             self.count += 1
         if self.skipped:
             self.problem = (f"{len(self.skipped)} of {len(self.files)} frames could not be read,"

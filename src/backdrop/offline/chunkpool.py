@@ -34,7 +34,7 @@ def local_plan(plan: VideoPlan, jobs: int, chunk_seconds: Optional[float] = None
         raise ConfigError(f"--chunk-seconds must be more than 0; got {chunk_seconds:g}")
     if jobs < 2 or not splittable(plan):
         return None
-    index = index_video(plan.source)
+    index = index_video(plan.source, plan.fps)
     if chunk_seconds is None:
         seconds = len(index.pts) / float(index.fps)
         chunk_seconds = min(CHUNK_SECONDS, max(MIN_CHUNK_SECONDS, seconds / jobs))
@@ -92,7 +92,15 @@ def _drain(progress, on_frame: Callable[[], None]) -> None:
         on_frame()
 
 
-def _check(result) -> Optional[ChunkOutcome]:
+def _result(future) -> Optional[ChunkOutcome]:
+    """A chunk's outcome when it has a problem to report; raises what stopped it."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        result = future.result()
+    except BrokenProcessPool as e:
+        raise BackdropError("a worker process died (out of memory, or killed); run again,"
+                            " or with fewer --jobs") from e
     if isinstance(result, _Failure):
         error = BackdropError(result.message)
         error.exit_code = result.exit_code
@@ -128,7 +136,7 @@ def run_local(chunked: ChunkPlan, quality: str, subject: str, jobs: int, *,
         while pending:
             done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             _drain(progress, on_frame)
-            problems += filter(None, (_check(f.result()) for f in done))
+            problems += filter(None, (_result(f) for f in done))
         _drain(progress, on_frame)
         joined = join_chunks(chunked)
     finally:

@@ -22,13 +22,15 @@ The API for schedulers (every argument and result is picklable):
 run_chunk writes `chunked.chunk_path(chunk)` atomically (a file there is complete) and
 keeps one Pipeline per process between calls, so a worker loads the models once. For a
 folder of PNGs the chunks write their frames in place and join_chunks has nothing to do.
-Inputs that cannot be split (a folder of frames, no keyframes, a video background whose
-position depends on every earlier frame) get a plan of one chunk.
+A folder of frames splits anywhere (every frame is a "keyframe"). Inputs that cannot be
+split (a video background, whose position in its loop depends on every earlier frame) get
+a plan of one chunk.
 run_local(...) is the `backdrop video --jobs N` driver: chunks on N spawned processes.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import shutil
@@ -80,12 +82,10 @@ def workdir_for(output: str) -> str:
 
 
 def splittable(plan: VideoPlan) -> bool:
-    """Whether the input can be split: a video file (not a folder of frames), and no video
-    background (where it is in its loop depends on every frame before)."""
+    """Whether the input can be split: not with a video background (where it is in its
+    loop depends on every frame before)."""
     from backdrop.io.images import is_image_path
 
-    if os.path.isdir(plan.source):
-        return False
     spec = plan.background
     return not (spec.kind == "file" and not is_image_path(spec.path))
 
@@ -112,7 +112,7 @@ def plan_chunks(plan: VideoPlan, *, chunk_seconds: float = CHUNK_SECONDS,
     workdir = "" if plan.to_folder else workdir_for(plan.output)
     if not splittable(plan):
         return ChunkPlan(plan, (Chunk(0, None, 0),), workdir)
-    index = index or index_video(plan.source)
+    index = index or index_video(plan.source, plan.fps)
     pts, count = index.pts, len(index.pts)
     if not count:
         return ChunkPlan(plan, (Chunk(0, None, 0),), workdir)
@@ -121,7 +121,9 @@ def plan_chunks(plan: VideoPlan, *, chunk_seconds: float = CHUNK_SECONDS,
     chunks = []
     for number, (first, end) in enumerate(zip(starts, starts[1:] + [count])):
         warm = max(0, first - warmup)
-        seek = max((k for k in index.keyframes if k <= warm), default=0)
+        # the last keyframe at or before the warm-up (decoding starts there)
+        before = bisect.bisect_right(index.keyframes, warm) - 1
+        seek = index.keyframes[before] if before >= 0 else 0
         span = Span(seek=pts[seek], warm=pts[warm], first=pts[first],
                     stop=pts[end] if end < count else None, index=first, tail=TAIL)
         chunks.append(Chunk(number, span, end - first))
