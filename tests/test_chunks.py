@@ -114,22 +114,39 @@ def test_chunks_start_on_keyframes_with_warm_up_before(clip):
     assert chunked.chunks[-1].span.stop is None and chunked.workdir.endswith(".x.mp4.chunks")
 
 
+def test_when_a_local_run_uses_chunks(clip, tmp_path):
+    from backdrop.errors import ConfigError
+    from backdrop.offline.chunkpool import local_plan
+
+    plan = plan_video(str(clip), str(tmp_path / "out.mp4"), None, False)
+    assert local_plan(plan, 2) is None                  # 5 s: shorter than two 10 s chunks
+    assert local_plan(plan, 1, 1.0) is None             # one process: the single run
+    assert len(local_plan(plan, 2, 1.0).chunks) == 4
+    looping = plan_video(str(clip), str(tmp_path / "out.mp4"), str(clip), False)
+    assert local_plan(looping, 2, 1.0) is None          # a video background: one run
+    assert len(plan_chunks(looping, chunk_seconds=1.0).chunks) == 1
+    with pytest.raises(ConfigError, match="--chunk-seconds"):
+        local_plan(plan, 2, 0.0)
+
+
 def _masks(folder: Path) -> list:
     return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(folder.glob("*.png"))]
 
 
-def test_chunked_masks_match_the_single_run_at_the_seams(clip, tmp_path):
+def test_chunked_masks_match_the_single_run_at_the_seams(tmp_path):
     """The default quality (crop tracker, tiles, look-ahead smoothing, temporal hold); the
     people-only subject, as `auto`'s general model costs 10x more a frame (its seams are
     measured by benchmarks/chunk_seams.py)."""
+    clip = make_clip(tmp_path / "clip.mp4", 90, audio=False)
     single, chunked_out = tmp_path / "single", tmp_path / "chunked"
     run_video(plan_video(str(clip), f"{single}/", None, True), "best", subject="person")
     chunked = plan_chunks(plan_video(str(clip), f"{chunked_out}/", None, True),
-                          chunk_seconds=1.0)
+                          chunk_seconds=0.8)
+    assert len(chunked.chunks) == 4
     outcome = run_one_process(chunked, "best", "person")
     names = sorted(p.name for p in single.iterdir())
-    assert sorted(p.name for p in chunked_out.iterdir()) == names and len(names) == FRAMES
-    assert outcome.frames == FRAMES and outcome.problem is None
+    assert sorted(p.name for p in chunked_out.iterdir()) == names and len(names) == 90
+    assert outcome.frames == 90 and outcome.problem is None
     scores = [iou(a, b) for a, b in zip(_masks(single), _masks(chunked_out))]
     seams = [c.span.index + d for c in chunked.chunks[1:] for d in range(3)]
     assert min(scores[s] for s in seams) >= 0.99, [round(scores[s], 4) for s in seams]

@@ -3,8 +3,9 @@ processes, each keeping one Pipeline for the chunks it gets, then the join.
 
 One video in one process keeps its reader, pipeline and writer threads busy but the model
 passes of one frame run one after another; chunks run whole pipelines side by side. When:
-with more than one job, a video of at least two chunks (chunks of its length / jobs,
-10 to 30 s, unless asked otherwise), so shorter clips keep the single run and its start-up.
+with more than one job, a video of at least 20 s (chunks of its length / jobs, 10 to 30 s),
+or of at least two chunks of the length asked for; shorter clips keep the single run, which
+starts faster.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def local_plan(plan: VideoPlan, jobs: int, chunk_seconds: Optional[float] = None
     index = index_video(plan.source, plan.fps)
     if chunk_seconds is None:
         seconds = len(index.pts) / float(index.fps)
+        if seconds < 2 * MIN_CHUNK_SECONDS:
+            return None
         chunk_seconds = min(CHUNK_SECONDS, max(MIN_CHUNK_SECONDS, seconds / jobs))
     chunked = plan_chunks(plan, chunk_seconds=chunk_seconds, index=index)
     return chunked if len(chunked.chunks) >= 2 else None
