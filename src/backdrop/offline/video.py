@@ -104,7 +104,7 @@ def _render(frame, kind: str) -> np.ndarray:
     return frame.image.copy()
 
 
-def _open_sink(plan: VideoPlan, reader, stack: contextlib.ExitStack, path: str = "",
+def open_output(plan: VideoPlan, reader, stack: contextlib.ExitStack, path: str = "",
                audio: bool = True):
     """The output's sink; `path`: write the video there instead (a chunk's own file), and
     `audio`: carry the input's audio (chunks leave it to the join)."""
@@ -183,7 +183,7 @@ def run_video(plan: VideoPlan, quality: str, *, subject: str = "auto",
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_reader(plan.source, plan.fps))
         pipeline = stack.enter_context(open_pipeline(plan, quality, subject, reader.fps))
-        sink = _open_sink(plan, reader, stack)
+        sink = open_output(plan, reader, stack)
         on_start(reader.expected)
         stream_frames(pipeline, reader.frames, sink, plan.kind, on_frame)
         if reader.count == 0:
