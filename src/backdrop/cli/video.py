@@ -27,8 +27,9 @@ OUTPUT decides the result:
 The input's frame rate, size and audio are kept (audio is copied, or re-encoded when the
 container needs it). A video of at least 20 s runs in chunks on --jobs processes (default: one
 per core): chunks of its length / jobs (10 to 30 s, or --chunk-seconds) that start on its
-keyframes, each warmed up on the frames before it, so the result matches a single run, joined
-without a second encode; --jobs 1 runs it in one process (so does a video --background).
+keyframes, each warmed up on the frames before it so the smoothing carries on across the
+seams, joined without a second encode; --jobs 1 runs it in one process (so does a video
+--background).
 Ctrl-C leaves no partial video. A damaged input is processed as far as
 it can be read (exit status 1, saying where it stopped); one that cannot be read at all
 exits 3. The other exit statuses: backdrop --help.
