@@ -166,7 +166,8 @@ def run_chunk(chunked: ChunkPlan, chunk: Chunk, quality: str, subject: str = "au
               threads: int = 2, on_frame: Callable[[], None] = lambda: None) -> ChunkOutcome:
     """Process one chunk into chunked.chunk_path(chunk) (or the output folder), atomically.
     `on_frame` is called per written frame; an exception from it stops the chunk (its file
-    is not written). Raises InputError when not one frame could be read."""
+    is not written). `threads`: the general model's (1 where a process runs per core).
+    Raises InputError when not one frame could be read."""
     from backdrop.io.video import nothing_decoded, open_reader
     from backdrop.offline.video import open_output, stream_frames
 
