@@ -220,6 +220,23 @@ def test_an_interrupted_local_run_leaves_no_files(clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_chunk_failing_in_a_worker_stops_the_run_with_its_exit_code(clip, tmp_path):
+    import shutil
+
+    from backdrop.errors import BackdropError
+    from backdrop.offline.chunkpool import run_local
+
+    source = tmp_path / "in.mp4"
+    shutil.copy(clip, source)
+    chunked = plan_chunks(plan_video(str(source), str(tmp_path / "out.mp4"), None, False),
+                          chunk_seconds=1.0)
+    source.write_bytes(b"not a video any more")     # as if replaced after planning
+    with pytest.raises(BackdropError, match="in.mp4") as caught:
+        run_local(chunked, *FAST, 2)
+    assert caught.value.exit_code == 3                # an unreadable input, as in one process
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_join_names_a_missing_chunk(clip, tmp_path):
     chunked = plan_chunks(plan_video(str(clip), str(tmp_path / "out.mp4"), None, False),
                           chunk_seconds=2.0)
