@@ -66,14 +66,17 @@ def test_a_gap_showing_the_backdrop_is_cleared(fg, bg):
 
 def test_a_thin_line_of_the_backdrops_colour_is_not_taken_for_backdrop():
     """A pale seam 2 px wide inside the subject has the backdrop's colour, but it is no
-    patch: the matting decides there, not the colour test."""
+    patch: the matting decides there, not the colour test. A patch of it is taken."""
     truth = soft_disc()
     image, _ = scene(truth)
-    image[20:100, 100:102] = 235
-    sure_in, sure_out = matting._band(truth, matting.BAND)
+    image[40:80, 100:102] = 235                   # the seam
+    image[50:70, 50:64] = 235                     # a 14 px hole showing the backdrop
+    sure_in = np.zeros((H, W), bool)              # all of the disc unsure, for the test
+    _, sure_out = matting._band(truth, matting.BAND)
     plain = matting._backdrop_patches(image, np.full((H, W), 0.5, np.float32),
                                       sure_in, sure_out)
-    assert not plain[:, 98:104].any()
+    assert not plain[40:80, 96:106].any()
+    assert plain[56:64, 52:56].all()
 
 
 def test_outside_the_band_nothing_moves_and_the_input_is_kept():
