@@ -72,28 +72,26 @@ class FaceLandmarker(Closing):
     def __init__(self, *, confidence: float = 0.5):
         import mediapipe as mp
 
-        from backdrop.engine.segment import quiet_stderr
+        from backdrop.engine.segment import FaceFinder, quiet_stderr
 
+        self._finder = self._mesh = None
+        self._finder = FaceFinder(confidence=confidence)
         with quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             try:
-                self._detector = mp.solutions.face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=confidence)
                 self._mesh = mp.solutions.face_mesh.FaceMesh(
                     static_image_mode=True, max_num_faces=1, refine_landmarks=False,
                     min_detection_confidence=confidence)
-                blank = np.zeros((64, 64, 3), np.uint8)
-                self._detector.process(blank)       # the graphs load and print on first use
-                self._mesh.process(blank)
+                self._mesh.process(np.zeros((64, 64, 3), np.uint8))   # loads and prints
             except Exception as e:
-                raise ModelError(f"cannot load the face models: {e}") from e
+                self.close()
+                raise ModelError(f"cannot load the face landmark model: {e}") from e
 
     def detect(self, frame: np.ndarray) -> List[FaceBox]:
         """Every face the detector finds, best first."""
         h, w = frame.shape[:2]
-        result = self._detector.process(np.ascontiguousarray(frame))
         boxes = []
-        for d in result.detections or []:
+        for d in self._finder.detections(frame):
             b = d.location_data.relative_bounding_box
             boxes.append(FaceBox(b.xmin * w, b.ymin * h, (b.xmin + b.width) * w,
                                  (b.ymin + b.height) * h, float(d.score[0])))
@@ -135,7 +133,7 @@ class FaceLandmarker(Closing):
                          (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()))
 
     def close(self) -> None:
-        for name in ("_detector", "_mesh"):
+        for name in ("_finder", "_mesh"):
             model = getattr(self, name, None)
             setattr(self, name, None)
             if model is not None:

@@ -326,10 +326,13 @@ class FaceFinder:
             except Exception as e:
                 raise ModelError(f"cannot load the face detection model: {e}") from e
 
+    def detections(self, frame: np.ndarray) -> list:
+        """MediaPipe's detections (relative box, score) in an RGB frame."""
+        return list(self._detector.process(np.ascontiguousarray(frame)).detections or [])
+
     def count(self, frame: np.ndarray) -> int:
         """How many faces the detector finds in an RGB frame."""
-        result = self._detector.process(np.ascontiguousarray(frame))
-        return len(result.detections or [])
+        return len(self.detections(frame))
 
     def close(self) -> None:
         detector, self._detector = getattr(self, "_detector", None), None

@@ -58,17 +58,22 @@ def _size(text: str) -> Optional[Tuple[int, int]]:
     return w, h
 
 
-def _template(text: str) -> Tuple[Tuple[int, int], bool]:
-    """(size, opaque) of a template image; ConfigError when it is missing or unreadable."""
+def _option_image(flag: str, path: str, missing: str):
+    """The image an option names, RGB or RGBA; ConfigError when it is missing or unreadable."""
     from backdrop.errors import InputError
     from backdrop.io.images import read_rgba
 
-    if not os.path.isfile(text):
-        raise ConfigError(f"--canvas {text}: no such image file, and not a size like 1000x1000")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{flag} {path}: {missing}")
     try:
-        image = read_rgba(text)
+        return read_rgba(path)
     except InputError as e:
-        raise ConfigError(f"--canvas {text}: {e}") from e
+        raise ConfigError(f"{flag} {path}: {e}") from e
+
+
+def _template(text: str) -> Tuple[Tuple[int, int], bool]:
+    """(size, opaque) of a template image; ConfigError when it is missing or unreadable."""
+    image = _option_image("--canvas", text, "no such image file, and not a size like 1000x1000")
     h, w = image.shape[:2]
     if max(w, h) > MAX_SIDE:
         raise ConfigError(f"--canvas {text} is {w}x{h} px; templates up to {MAX_SIDE} px a side"
@@ -90,15 +95,7 @@ def _margin(value: Union[str, float, None]) -> float:
 
 
 def _overlay(path: str) -> str:
-    from backdrop.errors import InputError
-    from backdrop.io.images import read_rgba
-
-    if not os.path.isfile(path):
-        raise ConfigError(f"--overlay {path}: no such file")
-    try:
-        image = read_rgba(path)
-    except InputError as e:
-        raise ConfigError(f"--overlay {path}: {e}") from e
+    image = _option_image("--overlay", path, "no such file")
     if image.shape[2] != 4:
         raise ConfigError(f"--overlay {path} has no alpha channel, so it would hide the whole"
                           " picture: save it as a PNG (or WebP) with transparency")
