@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from backdrop.errors import BackdropError
 
@@ -18,6 +18,17 @@ def jobs(requested: Optional[int], count: int) -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return max(1, min(requested or cores, count))
+
+
+def pending(tasks) -> Tuple[List, List]:
+    """(tasks still to do, tasks already done). Outputs are renamed into place whole, so
+    one that exists is complete; a task with a check sheet is done when both exist."""
+    todo, done = [], []
+    for task in tasks:
+        finished = os.path.exists(task.output) and (task.check is None
+                                                    or os.path.exists(task.check))
+        (done if finished else todo).append(task)
+    return todo, done
 
 
 def local_results(tasks, settings) -> Iterator:
