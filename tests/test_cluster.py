@@ -230,6 +230,52 @@ def test_skip_existing_leaves_finished_outputs_alone(shots, tmp_path, capsys):
     _check_outputs(shots, out, names)
 
 
+def test_a_busy_machine_gets_a_second_try_at_starting_ray():
+    from backdrop.errors import BackdropError
+    from backdrop.offline.cluster import _start
+
+    class SlowRay:
+        def __init__(self, failures):
+            self.failures, self.calls, self.shutdowns = failures, 0, 0
+
+        def init(self, **kwargs):
+            self.calls += 1
+            if self.calls <= self.failures:    # what Ray raises when the raylet registers late
+                raise Exception("The current node timed out during startup. This could happen")
+
+        def shutdown(self):
+            self.shutdowns += 1
+
+    ray = SlowRay(failures=1)
+    _start(ray, {"address": "local"}, tries=2)
+    assert ray.calls == 2 and ray.shutdowns == 1
+    with pytest.raises(BackdropError, match="too busy"):
+        _start(SlowRay(failures=2), {"address": "local"}, tries=2)
+
+
+def test_urls_go_through_fsspec(shots, capsys):
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    names = [f"shot{i:03d}.png" for i in range(3)]
+    for name in names:
+        memory.pipe(f"/in15/{name}", (shots / name).read_bytes())
+    memory.pipe("/in15/broken.png", b"not an image")
+    args = ["image", "memory://in15/", "-o", "memory://out15/", "--jobs", "1", "--quality", "fast"]
+    try:
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "memory://in15/broken.png" in err and "3 written, 1 failed" in err
+        for name in names:
+            data = np.frombuffer(memory.cat(f"/out15/{name}"), np.uint8)
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+            assert image.shape == cv2.imread(str(shots / name)).shape[:2] + (4,)
+        assert main(args + ["--skip-existing"]) == 1
+        assert "0 written, 3 skipped (already there), 1 failed" in capsys.readouterr().err
+    finally:
+        memory.rm("/in15", recursive=True)
+        memory.rm("/out15", recursive=True)
+
+
 @needs_ray
 def test_cluster_output_is_byte_identical_and_a_corrupt_input_fails_alone(cluster, shots, tmp_path):
     names = [f"shot{i:03d}.png" for i in range(0, 200, 40)]
@@ -271,6 +317,29 @@ def test_an_interrupted_cluster_run_finishes_with_skip_existing(cluster, shots, 
     for name, before in done.items():
         assert os.stat(out / name).st_mtime_ns == before.st_mtime_ns, f"{name} was redone"
     _check_outputs(shots, out, names)
+
+
+@needs_ray
+def test_a_video_runs_as_one_task_with_the_same_bytes(cluster, tmp_path):
+    from backdrop.io.sources import DemoSource
+    from backdrop.io.videowrite import VideoFileSink
+
+    clip = tmp_path / "clip.mp4"
+    demo = DemoSource(width=160, height=120, fps=30)
+    with VideoFileSink(path=str(clip), width=160, height=120, fps=30) as sink:
+        for _ in range(8):
+            sink.send(demo.read())
+    env = dict(_env(), RAY_ADDRESS=cluster.address)
+    runs = {}
+    for name, extra in (("local", []), ("ray", ["--cluster", "auto"])):
+        out = tmp_path / f"{name}.mp4"
+        proc = subprocess.run([sys.executable, "-m", "backdrop", "video", str(clip), "-o", str(out),
+                               "--subject", "person", *extra], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "8 frames" in proc.stderr
+        runs[name] = out.read_bytes()
+    assert runs["ray"] == runs["local"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 @needs_ray

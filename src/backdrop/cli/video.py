@@ -7,9 +7,10 @@ import argparse
 import contextlib
 import logging
 import signal
+from functools import partial
 
-from backdrop.cli.common import (positive_float, progress_bar, quiet_engine, reporting,
-                                 subject_argument)
+from backdrop.cli.common import (cluster_argument, positive_float, progress_bar, quiet_engine,
+                                 reporting, subject_argument)
 from backdrop.config import QUALITIES
 from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
@@ -54,6 +55,7 @@ def add_parser(sub) -> None:
     subject_argument(v)
     v.add_argument("--fps", type=positive_float,
                    help="frame rate for a folder of frames (default: 30)")
+    cluster_argument(v)
 
 
 @contextlib.contextmanager
@@ -81,6 +83,12 @@ def cmd_video(args: argparse.Namespace) -> int:
 def _run_video(args: argparse.Namespace) -> int:
     from backdrop.offline.video import plan_video, run_video
 
+    if args.cluster:
+        from backdrop.offline.cluster import import_ray
+        from backdrop.offline.cluster_video import run_video_on_cluster
+
+        import_ray()    # before any work: without Ray, one line that says how to get it
+        run_video = partial(run_video_on_cluster, address=args.cluster)
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     quiet_engine()
     logger.debug(f"{plan.source} -> {plan.output} ({plan.kind}, background {plan.background}),"

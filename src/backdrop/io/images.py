@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from backdrop.errors import InputError, SinkError
+from backdrop.io import remote
 
 READ_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # Output formats by extension. JPEG is kept for opaque results; it has no alpha channel.
@@ -37,6 +38,8 @@ def is_image_path(path: str) -> bool:
 def read_rgb(path: str) -> np.ndarray:
     """Decode an image to (H, W, 3) uint8 RGB, C-contiguous, EXIF orientation applied
     (cv2.IMREAD_COLOR does that). Raises InputError naming the file and the problem."""
+    if remote.is_url(path):
+        return _decode_rgb(remote.read_bytes(path), path)
     if not os.path.exists(path):
         raise InputError(f"'{path}': no such file")
     if os.path.isdir(path):
@@ -51,6 +54,14 @@ def read_rgb(path: str) -> np.ndarray:
         raise InputError(f"'{path}' cannot be decoded ({e.err or 'invalid data'}); {_READ_HINT}") from e
     if image is None or image.size == 0:
         raise InputError(f"'{path}' is not an image OpenCV can decode (damaged or another"
+                         f" kind of file); {_READ_HINT}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _decode_rgb(data: bytes, url: str) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None or image.size == 0:
+        raise InputError(f"'{url}' is not an image OpenCV can decode (damaged or another"
                          f" kind of file); {_READ_HINT}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
@@ -134,7 +145,10 @@ def atomic_path(path: str, suffix: str = ".part") -> Iterator[str]:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Write bytes to `path` through a temp file and a rename."""
+    """Write bytes to `path` through a temp file and a rename (a URL: through fsspec)."""
+    if remote.is_url(path):
+        remote.write_bytes(path, data)
+        return
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

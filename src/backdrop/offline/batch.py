@@ -23,10 +23,14 @@ def jobs(requested: Optional[int], count: int) -> int:
 def pending(tasks) -> Tuple[List, List]:
     """(tasks still to do, tasks already done). Outputs are renamed into place whole, so
     one that exists is complete; a task with a check sheet is done when both exist."""
+    from backdrop.io import remote
+
+    def there(path: str) -> bool:
+        return remote.exists(path) if remote.is_url(path) else os.path.exists(path)
+
     todo, done = [], []
     for task in tasks:
-        finished = os.path.exists(task.output) and (task.check is None
-                                                    or os.path.exists(task.check))
+        finished = there(task.output) and (task.check is None or there(task.check))
         (done if finished else todo).append(task)
     return todo, done
 

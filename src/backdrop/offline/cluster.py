@@ -89,7 +89,9 @@ def connected(address: str, cpus: Optional[int]) -> Iterator:
     # No usage report: these machines (and many clusters) have no route out, and the
     # attempt only slows the start.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs = dict(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    # ERROR: Ray's warnings (token authentication on, and the like) are not the user's
+    # business mid-batch; its errors still show.
+    kwargs = dict(address=address, logging_level=logging.ERROR, log_to_driver=False)
     if address == "local":
         kwargs.update(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                       object_store_memory=OBJECT_STORE_BYTES)
@@ -152,6 +154,9 @@ def cluster_results(tasks, settings, *, address: str, jobs: Optional[int] = None
     """ImageResults as they finish, from actors on the cluster at `address`: `jobs` of
     them, or one per CPU the cluster has."""
     stats = stats if stats is not None else ClusterStats()
+    from dataclasses import replace
+
+    settings = replace(settings, background=absolute_background(settings.background))
     given = {_absolute(task).source: task for task in tasks}
     tasks = [_absolute(task) for task in tasks]
     with connected(address, jobs) as ray:
@@ -286,17 +291,28 @@ def _retries(batch: _Batch) -> List[_Batch]:
     return [batch]
 
 
+def absolute_background(spec):
+    """A background picture's path, absolute: workers run in other folders."""
+    from dataclasses import replace
+
+    return replace(spec, path=os.path.abspath(spec.path)) if spec.kind == "file" else spec
+
+
 def _absolute(task):
     """Workers run in other folders (and on other machines): they get absolute paths."""
     from dataclasses import replace
 
-    return replace(task, source=os.path.abspath(task.source), output=os.path.abspath(task.output),
-                   check=task.check and os.path.abspath(task.check))
+    return replace(task, source=_absolute_path(task.source), output=_absolute_path(task.output),
+                   check=task.check and _absolute_path(task.check))
+
+
+def _absolute_path(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _as_given(result, task):
     """The result in the user's own spelling of the paths, as a run without --cluster says."""
-    names = {os.path.abspath(p): p for p in (task.source, task.output, task.check) if p}
+    names = {_absolute_path(p): p for p in (task.source, task.output, task.check) if p}
     result.source = task.source
     result.written = [names.get(path, path) for path in result.written]
     for path, given in names.items():
@@ -322,6 +338,8 @@ def _sweep_temp_files(tasks, retried_sources: List[str]) -> None:
         if task.source not in retried:
             continue
         for path in [task.output] + ([task.check] if task.check else []):
+            if "://" in path:      # object stores: an upload is whole or absent
+                continue
             folder, name = os.path.split(os.path.abspath(path))
             for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.part")):
                 with contextlib.suppress(OSError):

@@ -77,7 +77,21 @@ def _scan_folder(folder: str, recursive: bool) -> List[ImageInput]:
     return found
 
 
+def _expand_url(arg: str, recursive: bool) -> List[ImageInput]:
+    from backdrop.io import remote
+
+    if not remote.is_folder(arg):
+        return [ImageInput(arg, arg.rstrip("/").rsplit("/", 1)[-1])]
+    found = [ImageInput(url, relative) for url, relative in remote.list_files(arg, recursive)
+             if is_image_path(url) and not _ours(os.path.basename(url))]
+    if not found:
+        raise InputError(f"folder '{arg}' holds no JPEG, PNG, WebP, BMP or TIFF images")
+    return found
+
+
 def _expand_one(arg: str, recursive: bool) -> List[ImageInput]:
+    if "://" in arg:      # s3://bucket/shoot/ and the like, through fsspec
+        return _expand_url(arg, recursive)
     if os.path.isdir(arg):
         found = _scan_folder(arg, recursive)
         if not found:
@@ -195,7 +209,9 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
 
 def make_folders(tasks: Sequence[ImageTask]) -> None:
     """Create the output folders (and mirrored subfolders) before any worker writes."""
-    for folder in sorted({os.path.dirname(os.path.abspath(t.output)) for t in tasks}):
+    # URLs: object stores have no folders to make (fsspec makes them where a backend has)
+    for folder in sorted({os.path.dirname(os.path.abspath(t.output)) for t in tasks
+                          if "://" not in t.output}):
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
