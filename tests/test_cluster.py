@@ -364,3 +364,103 @@ def test_losing_a_node_mid_batch_loses_nothing(cluster, shots, tmp_path):
     _check_outputs(shots, out, sorted(p.name for p in shots.iterdir()))
     lost = [line for line in err.splitlines() if "lost" in line]
     print(f"\nnode killed after {written_before} outputs; {lost[0]}; whole run {took:.1f} s")
+
+
+class _Ref:
+    def __init__(self, run):
+        self.run = run
+
+
+class FakeRay:
+    """Ray at its boundary, for the driver's bookkeeping: actors run a batch when its result
+    is asked for; an actor given an input named in `kills` dies with every call it holds
+    (as a node does), `kills[name]` times for that input."""
+
+    class exceptions:
+        class RayError(Exception):
+            pass
+
+        class RayTaskError(RayError):
+            cause = None
+
+    def __init__(self, kills):
+        self.kills = dict(kills)
+        self.ran = []
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def put(self, value):
+        return value
+
+    def kill(self, actor, no_restart=True):
+        actor.dead = True
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return ref.run()
+
+    def remote(self, **options):
+        fake = self
+
+        class Actor:
+            dead = False
+
+            def __init__(self):
+                self.ready = type("M", (), {"remote": lambda _: _Ref(lambda: True)})()
+                self.run = type("M", (), {"remote": lambda _, tasks: _Ref(lambda: self._run(tasks))})()
+
+            def _run(self, tasks):
+                from backdrop.offline.image import ImageResult
+
+                if self.dead:
+                    raise fake.exceptions.RayError("actor died")
+                for task in tasks:
+                    name = os.path.basename(task.source)
+                    if fake.kills.get(name, 0) > 0:
+                        fake.kills[name] -= 1
+                        self.dead = True
+                        raise fake.exceptions.RayError("actor died")
+                fake.ran.extend(t.source for t in tasks)
+                return [ImageResult(t.source, written=[t.output]) for t in tasks]
+
+        return lambda cls: type("Factory", (), {"remote": staticmethod(lambda *a: Actor())})()
+
+
+def _fake_run(monkeypatch, kills, count=20):
+    from backdrop.config import parse_background
+    from backdrop.offline import cluster
+    from backdrop.offline.image import ImageSettings, ImageTask
+
+    fake = FakeRay(kills)
+    monkeypatch.setattr(cluster, "import_ray", lambda: fake)
+    settings = ImageSettings(quality="fast", background=parse_background("transparent"),
+                             kind="cutout", fmt="png")
+    tasks = [ImageTask(f"in/{i:02d}.png", f"out/{i:02d}.png") for i in range(count)]
+    stats = cluster.ClusterStats()
+    results = list(cluster.cluster_results(tasks, settings, address="auto", batch=4, stats=stats))
+    return tasks, results, stats, fake
+
+
+def test_a_lost_worker_has_its_batches_redone_once_each(monkeypatch):
+    tasks, results, stats, fake = _fake_run(monkeypatch, {"09.png": 1})
+    assert sorted(r.source for r in results) == sorted(t.source for t in tasks)
+    assert all(r.error is None for r in results)
+    assert sorted(fake.ran) == sorted(os.path.abspath(t.source) for t in tasks), \
+        "an input ran twice or never"
+    assert stats.lost_workers == 1 and stats.retried >= 4
+    assert results[0].written == ["out/" + os.path.basename(results[0].source)], "paths as given"
+
+
+def test_an_input_that_keeps_killing_its_worker_fails_alone(monkeypatch):
+    tasks, results, stats, fake = _fake_run(monkeypatch, {"09.png": 99})
+    failed = [r for r in results if r.error]
+    assert [r.source for r in failed] == ["in/09.png"] and "died 3 times" in failed[0].error
+    assert sorted(r.source for r in results) == sorted(t.source for t in tasks)
+    assert sorted(fake.ran) == sorted(os.path.abspath(t.source) for t in tasks
+                                      if t.source != "in/09.png")

@@ -17,7 +17,7 @@ import glob
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Deque, Dict, Iterator, List, Optional
 
 from backdrop.errors import BackdropError, ConfigError
@@ -56,7 +56,6 @@ def import_ray():
 class ClusterStats:
     """What the run did beyond the results: for the command's closing lines and the tests."""
     workers: int = 0
-    nodes: int = 0
     lost_workers: int = 0
     retried: int = 0                        # inputs handed to another worker after a loss
     retried_sources: List[str] = field(default_factory=list)
@@ -154,8 +153,6 @@ def cluster_results(tasks, settings, *, address: str, jobs: Optional[int] = None
     """ImageResults as they finish, from actors on the cluster at `address`: `jobs` of
     them, or one per CPU the cluster has."""
     stats = stats if stats is not None else ClusterStats()
-    from dataclasses import replace
-
     settings = replace(settings, background=absolute_background(settings.background))
     given = {_absolute(task).source: task for task in tasks}
     tasks = [_absolute(task) for task in tasks]
@@ -234,18 +231,20 @@ class _Run:
             self.live.append(actor)
             self.stats.workers = max(self.stats.workers, len(self.live))
             return
-        actor, batch = self.calls.pop(ref)
+        actor, batch = self.calls[ref]
         try:
             results = self.ray.get(ref)
         except errors.RayTaskError as e:   # a bug in the worker, not a lost node: no retry
+            del self.calls[ref]
             yield from _failed(batch.tasks, f"the Ray worker failed: {e.cause or e}")
             return
         except errors.RayError:
-            yield from self._lost(actor, batch, queue)
+            yield from self._lost(actor, queue)
             return
+        del self.calls[ref]
         yield from results
 
-    def _lost(self, actor, batch: _Batch, queue: Deque[_Batch]) -> Iterator:
+    def _lost(self, actor, queue: Deque[_Batch]) -> Iterator:
         """The actor died (its process or its node): everything it held goes back to the
         front of the queue, and a replacement is asked for where the cluster has room. An
         input that was on a dying worker MAX_ATTEMPTS times fails alone."""
@@ -255,9 +254,10 @@ class _Run:
             self.spawn(1)
         with contextlib.suppress(Exception):
             self.ray.kill(actor, no_restart=True)
-        held = [batch] + [b for ref, (owner, b) in list(self.calls.items()) if owner is actor]
-        for ref in [r for r, (owner, _) in self.calls.items() if owner is actor]:
-            del self.calls[ref]
+        refs = [ref for ref, (owner, _) in self.calls.items() if owner is actor]
+        held = [self.calls.pop(ref)[1] for ref in refs]     # in the order they were sent
+        for waiting in held[1:]:     # an actor runs its calls in order: only the first ran
+            waiting.attempts -= 1
         for lost in reversed(held):
             if lost.attempts >= MAX_ATTEMPTS and len(lost.tasks) == 1:
                 yield from _failed(lost.tasks, f"the worker processing it died {lost.attempts}"
@@ -293,15 +293,11 @@ def _retries(batch: _Batch) -> List[_Batch]:
 
 def absolute_background(spec):
     """A background picture's path, absolute: workers run in other folders."""
-    from dataclasses import replace
-
     return replace(spec, path=os.path.abspath(spec.path)) if spec.kind == "file" else spec
 
 
 def _absolute(task):
     """Workers run in other folders (and on other machines): they get absolute paths."""
-    from dataclasses import replace
-
     return replace(task, source=_absolute_path(task.source), output=_absolute_path(task.output),
                    check=task.check and _absolute_path(task.check))
 
