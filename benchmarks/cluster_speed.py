@@ -5,7 +5,8 @@ call pays.
 - command: images/s of the whole command (start-up, model loading, every image written),
   each mode a fresh process, the outputs compared byte for byte.
 - calls: images/s of the cluster's actors on a runtime already up, one image per call
-  against the automatic batch size (so only the per-call cost differs).
+  against the automatic batch size (so only the per-call cost differs), and the time of
+  one empty call there and back.
 
     .venv/bin/python benchmarks/cluster_speed.py [--count 200] [--size 128] [--jobs 2]
         [--subject auto] [--quality best] [--json FILE]
@@ -76,7 +77,24 @@ def time_calls(photos: Path, out: Path, jobs: int, subject: str, quality: str) -
             if name != "warm-up":
                 rows[name] = {"images_per_s": round(len(tasks) / took, 2), "wall_s": round(took, 2)}
             print(f"calls {name}: {len(tasks) / took:.2f} images/s", file=sys.stderr, flush=True)
+        rows["empty_call_ms"] = round(_empty_call_ms(settings), 2)
     return rows
+
+
+def _empty_call_ms(settings, calls: int = 200) -> float:
+    """What one Ray call costs without work: an actor's run([]) there and back."""
+    import ray
+
+    from backdrop.offline.cluster import ImageActor
+
+    actor = ray.remote(num_cpus=1)(ImageActor).remote(settings)
+    ray.get(actor.ready.remote())
+    started = time.perf_counter()
+    for _ in range(calls):
+        ray.get(actor.run.remote([]))
+    took = (time.perf_counter() - started) / calls * 1e3
+    ray.kill(actor)
+    return took
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import glob
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Deque, Dict, Iterator, List, Optional
 
@@ -64,7 +65,9 @@ class ClusterStats:
 def _start(ray, kwargs: dict, tries: int) -> None:
     for attempt in range(1, tries + 1):
         try:
-            ray.init(**kwargs)
+            with warnings.catch_warnings():     # the message below says it in one line
+                warnings.simplefilter("ignore")
+                ray.init(**kwargs)
             return
         except ConnectionError as e:
             raise BackdropError(f"no Ray cluster at --cluster {kwargs['address']} ({e}); start"
@@ -141,10 +144,12 @@ class _Batch:
 
 
 def batch_size(count: int, workers: int) -> int:
-    """Inputs per call: about eight calls per worker for load balance at the end of a batch
-    and little work lost with a node, never more than 8 inputs (a call costs ~1 ms here,
-    an image 20 ms to a second)."""
-    return max(1, min(8, count // max(1, workers * 8)))
+    """Inputs per call. Measured here, an empty call there and back costs 0.7 ms and an
+    image 20 ms (tiny, fast) to 700 ms (best, auto), and two calls wait on each actor: a
+    bigger batch would save under 4 %. Batches of up to 4 keep the driver's bookkeeping
+    small on million-image runs, about eight calls per worker keep the end balanced, and
+    a lost worker takes little work with it."""
+    return max(1, min(4, count // max(1, workers * 8)))
 
 
 def cluster_results(tasks, settings, *, address: str, jobs: Optional[int] = None,
