@@ -29,7 +29,7 @@ SAMPLES = [REPO / "src" / "backdrop" / "assets" / "astronaut.png", REPO / "asset
            REPO / "assets" / "samples" / "chelsea.png", REPO / "assets" / "samples" / "rocket.jpg"]
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install 'backdrop[cluster]')")
-RAY = Path(sys.executable).with_name("ray")
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]     # `ray`, from this very environment
 # The test cluster listens on loopback only: no token; node deaths noticed in ~3 s, not ~30.
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
@@ -82,7 +82,7 @@ class TwoNodeCluster:
         temp = os.path.join(self.root, name)
         log = open(os.path.join(self.root, f"{name}.log"), "wb")
         self.procs[name] = subprocess.Popen(
-            [str(RAY), "start", "--block", "--num-cpus", "1", "--object-store-memory", "80000000",
+            [*RAY, "start", "--block", "--num-cpus", "1", "--object-store-memory", "80000000",
              "--temp-dir", temp, "--disable-usage-stats", *args],
             stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
         log.close()
@@ -103,7 +103,7 @@ class TwoNodeCluster:
         return self
 
     def worker_raylet(self) -> int:
-        pids = [p for p in _children(self.procs["worker"].pid) if "raylet/raylet" in _cmdline(p)]
+        pids = [p for p in _children(self.procs["worker"].pid) if "/raylet " in _cmdline(p)]
         assert pids, "the worker node has no raylet"
         return pids[0]
 
