@@ -201,7 +201,7 @@ def test_without_ray_one_line_says_how_to_install_it(tmp_path, monkeypatch, caps
     assert not (tmp_path / "out.png").exists()
 
 
-def test_skip_existing_without_a_cluster_needs_the_check_sheet_too(tmp_path):
+def test_skip_existing_needs_every_file_of_a_task(tmp_path):
     from backdrop.offline.batch import pending
     from backdrop.offline.image import ImageTask
 
@@ -210,9 +210,11 @@ def test_skip_existing_without_a_cluster_needs_the_check_sheet_too(tmp_path):
     (tmp_path / "b.check.png").write_bytes(b"done")
     tasks = [ImageTask("a.jpg", str(tmp_path / "a.png"), str(tmp_path / "a.check.png")),
              ImageTask("b.jpg", str(tmp_path / "b.png"), str(tmp_path / "b.check.png")),
-             ImageTask("c.jpg", str(tmp_path / "c.png"))]
+             ImageTask("c.jpg", str(tmp_path / "c.png")),
+             ImageTask("d.jpg", str(tmp_path / "b.png"), sheet=str(tmp_path / "d.sheet.png"))]
     todo, done = pending(tasks)
-    assert [t.source for t in todo] == ["a.jpg", "c.jpg"] and [t.source for t in done] == ["b.jpg"]
+    assert [t.source for t in todo] == ["a.jpg", "c.jpg", "d.jpg"]
+    assert [t.source for t in done] == ["b.jpg"]
 
 
 def test_skip_existing_leaves_finished_outputs_alone(shots, tmp_path, capsys):

@@ -22,6 +22,11 @@ outputs (default: next to each input):
   --mask                photo.jpg -> photo.mask.png     (8-bit grey, 255 = subject)
   --check               also photo.check.png: the cut-out on white, black, grey, a
                         checkerboard and green, to spot halos
+  --id-photo SPEC       photo.jpg -> photo.id.png: an ID photo (eu, uk, us, cn, in, ca) at
+                        --dpi (300): exact size, plain background, head and eye line
+                        where the layout wants them; --sheet 4x6in adds photo.id.sheet.png,
+                        copies with cut marks. Refused (exit 1, the reason named): no face,
+                        several faces, a head cut off, a head too small for the dpi
   -o FILE for one input; -o DIR/ for several (created if missing; same stems, and
   subfolders mirrored with -r). Inputs are never overwritten; files appear complete or not
   at all. Folder scans skip earlier outputs (*.cutout.*, *.mask.*, *.composite.*, *.check.*).
@@ -34,6 +39,21 @@ examples:
   backdrop image shoot/ -r -o cutouts/ --check
   backdrop image 'shots/*.jpg' --background white -o white/ --format webp
   backdrop image /shared/shoot/ -o /shared/cutouts/ --cluster auto --skip-existing
+
+ready-to-use layouts (the subject's box lands on the margins to +-1 px):
+  backdrop image cup.jpg --canvas 1000x1000 --background white --align bottom --shadow -o cup.jpg
+  backdrop image cup.jpg --canvas brand.png -o post.png           # on a template, its size
+  backdrop image cup.jpg --fit --margin 10 -o tight.png            # cropped to the subject
+  backdrop image cup.jpg --canvas 800x800 --overlay logo.png -o shop.png
+  --background white stays exactly 255: in PNG everywhere nothing is drawn, in JPEG every
+  pixel more than 12 px from the subject, its shadow and the overlay (JPEGs are written at
+  quality 95 without chroma subsampling). Warnings: a subject enlarged more than 1.5x,
+  a source JPEG saved below quality ~40 (noisy edges come from small or blocky sources).
+  --background blur and none keep the photo's own background, so they do not combine with
+  --canvas or --fit. With --mask, the matte goes through the same placement.
+
+ID photos:
+  backdrop image portrait.jpg --id-photo eu --sheet 10x15cm
 """
 
 
@@ -61,6 +81,12 @@ def add_parser(sub) -> None:
     p.add_argument("--shadow", action="store_true", help="add a soft drop shadow")
     p.add_argument("--check", action="store_true",
                    help="also write a contact sheet per input to inspect the edges")
+    p.add_argument("--id-photo", metavar="SPEC",
+                   help="an ID photo to the layout SPEC: eu, uk, us, cn, in or ca")
+    p.add_argument("--dpi", metavar="N", help="ID photo resolution (default: 300)")
+    p.add_argument("--sheet", metavar="SIZE",
+                   help="with --id-photo: also a print sheet of that paper size (4x6in,"
+                   " 10x15cm), as many copies as fit, with cut marks")
     p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="worker processes for batches (default: one per core, of the"
                    " cluster with --cluster)")
@@ -68,23 +94,75 @@ def add_parser(sub) -> None:
     p.add_argument("--skip-existing", action="store_true",
                    help="leave inputs whose outputs are already there (files appear complete"
                    " or not at all), so a stopped batch run again finishes the rest")
+    layout_arguments(p)
+
+
+def layout_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ready-to-use layouts")
+    g.add_argument("--canvas", metavar="WxH|FILE",
+                   help="put the subject, cut to its box and scaled to fit inside the margins,"
+                   " on a WxH canvas filled with --background; or on a template image, at the"
+                   " template's size")
+    g.add_argument("--margin", metavar="PCT",
+                   help="space left on every edge, in %% of the canvas's smaller side"
+                   " (default 5; with --canvas or --fit)")
+    g.add_argument("--align", choices=("center", "bottom"),
+                   help="center (default), or bottom: resting on the lower margin, centred"
+                   " across (with --shadow: a soft contact shadow under it)")
+    g.add_argument("--fit", action="store_true",
+                   help="crop the output to the subject plus the margin (no canvas, no scaling)")
+    g.add_argument("--overlay", metavar="FILE",
+                   help="a PNG with transparency (a logo, a frame) laid over the result: at the"
+                   " output's size it covers it; smaller, it keeps its size in the bottom-right"
+                   " corner; larger, it is shrunk to fit, centred")
 
 
 def _plan_images(args: argparse.Namespace):
     from backdrop.config import parse_background
     from backdrop.offline.image import (ImageSettings, choose_format, choose_kind, expand_inputs,
                            make_folders, output_is_folder, plan_outputs)
+    from backdrop.offline.layout import check_outputs, output_kind, parse_layout
 
     spec = parse_background(args.background)
+    layout = parse_layout(args.canvas, args.margin, args.align, args.fit, args.overlay)
+    id_photo = _id_photo(args, spec, layout)
     inputs = expand_inputs(args.inputs, args.recursive)
     to_folder = args.output is not None and output_is_folder(args.output, len(inputs))
-    kind = choose_kind(spec, args.mask)
+    kind = "idphoto" if id_photo else output_kind(layout, choose_kind(spec, args.mask))
+    check_outputs(layout, spec.kind, kind)
     fmt = choose_format(args.format, args.output, to_folder, kind)
     settings = ImageSettings(quality=args.quality, background=spec, kind=kind, fmt=fmt,
-                             shadow=args.shadow, check=args.check, subject=args.subject)
+                             shadow=args.shadow, check=args.check,
+                             subject="person" if id_photo else args.subject,
+                             layout=layout, id_photo=id_photo)
     tasks = plan_outputs(inputs, args.output, to_folder, settings)
     make_folders(tasks)
     return settings, tasks
+
+
+def _id_photo(args: argparse.Namespace, spec, layout):
+    """--id-photo/--dpi/--sheet, checked (offline/idphoto.py, shared with the server)."""
+    from backdrop.errors import ConfigError
+    from backdrop.offline.idphoto import parse_id_photo
+
+    if args.id_photo is None:
+        extra = [f for f, v in (("--dpi", args.dpi), ("--sheet", args.sheet)) if v is not None]
+        if extra:
+            raise ConfigError(f"{' and '.join(extra)} only apply to ID photos: add --id-photo"
+                              " SPEC (e.g. --id-photo eu)")
+        return None
+    if layout.active:
+        raise ConfigError("--canvas, --fit and --overlay do not go with --id-photo (an ID photo"
+                          " has its own fixed layout): drop them")
+    for flag, given in (("--mask", args.mask), ("--shadow", args.shadow)):
+        if given:
+            raise ConfigError(f"{flag} does not go with --id-photo (an ID photo is the person"
+                              f" on a plain colour): drop {flag}")
+    if spec.kind not in ("transparent", "colour"):
+        raise ConfigError("an ID photo needs a plain background: drop --background (the"
+                          " layout's own colour) or give a colour, e.g. --background white")
+    return parse_id_photo(args.id_photo, args.dpi, args.sheet,
+                          spec.colour if spec.kind == "colour" else None)
 
 
 def _report(result, single: bool) -> None:

@@ -20,9 +20,14 @@ def jobs(requested: Optional[int], count: int) -> int:
     return max(1, min(requested or cores, count))
 
 
+def outputs_of(task) -> List[str]:
+    """Every file a task writes: the output, and its check sheet and print sheet if asked."""
+    return [task.output] + [path for path in (task.check, task.sheet) if path]
+
+
 def pending(tasks) -> Tuple[List, List]:
     """(tasks still to do, tasks already done). Outputs are renamed into place whole, so
-    one that exists is complete; a task with a check sheet is done when both exist."""
+    one that exists is complete; a task is done when all its files exist."""
     from backdrop.io import remote
 
     def there(path: str) -> bool:
@@ -30,8 +35,7 @@ def pending(tasks) -> Tuple[List, List]:
 
     todo, done = [], []
     for task in tasks:
-        finished = there(task.output) and (task.check is None or there(task.check))
-        (done if finished else todo).append(task)
+        (done if all(map(there, outputs_of(task))) else todo).append(task)
     return todo, done
 
 

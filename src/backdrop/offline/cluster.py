@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Deque, Dict, Iterator, List, Optional
 
 from backdrop.errors import BackdropError, ConfigError
+from backdrop.offline.batch import outputs_of
 
 INSTALL_HINT = "pip install 'backdrop[cluster]'"
 # Only results (a few hundred bytes each) travel through the object store; the default, 30 %
@@ -304,7 +305,8 @@ def absolute_background(spec):
 def _absolute(task):
     """Workers run in other folders (and on other machines): they get absolute paths."""
     return replace(task, source=_absolute_path(task.source), output=_absolute_path(task.output),
-                   check=task.check and _absolute_path(task.check))
+                   check=task.check and _absolute_path(task.check),
+                   sheet=task.sheet and _absolute_path(task.sheet))
 
 
 def _absolute_path(path: str) -> str:
@@ -313,7 +315,7 @@ def _absolute_path(path: str) -> str:
 
 def _as_given(result, task):
     """The result in the user's own spelling of the paths, as a run without --cluster says."""
-    names = {_absolute_path(p): p for p in (task.source, task.output, task.check) if p}
+    names = {_absolute_path(p): p for p in [task.source] + outputs_of(task)}
     result.source = task.source
     result.written = [names.get(path, path) for path in result.written]
     for path, given in names.items():
@@ -338,7 +340,7 @@ def _sweep_temp_files(tasks, retried_sources: List[str]) -> None:
     for task in tasks:
         if task.source not in retried:
             continue
-        for path in [task.output] + ([task.check] if task.check else []):
+        for path in outputs_of(task):
             if "://" in path:      # object stores: an upload is whole or absent
                 continue
             folder, name = os.path.split(os.path.abspath(path))

@@ -11,16 +11,21 @@ import glob
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from backdrop.config import BackgroundSpec
 from backdrop.errors import BackdropError, ConfigError, InputError, SinkError
 from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
+from backdrop.offline.layout import NO_LAYOUT, Layout
+
+if TYPE_CHECKING:
+    from backdrop.offline.idphoto import IdPhotoOptions
 
 # Default output names next to the input: photo.jpg -> photo.cutout.png, photo.mask.png, ...
-SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask"}
+SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask", "idphoto": ".id"}
 CHECK_SUFFIX = ".check"
-_OUR_SUFFIXES = tuple(SUFFIXES.values()) + (CHECK_SUFFIX,)
+SHEET_SUFFIX = ".sheet"     # the ID photo's print sheet, beside the photo
+_OUR_SUFFIXES = tuple(SUFFIXES.values()) + (CHECK_SUFFIX, SHEET_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class ImageSettings:
     shadow: bool = False
     check: bool = False
     subject: str = "auto"     # auto | person | any (see engine/subject.py)
+    layout: Layout = NO_LAYOUT   # canvas, margins, overlay (see offline/layout.py)
+    id_photo: Optional["IdPhotoOptions"] = None    # kind "idphoto" (offline/idphoto.py)
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class ImageTask:
     source: str
     output: str
     check: Optional[str] = None
+    sheet: Optional[str] = None     # the ID photo's print sheet
 
 
 @dataclass
@@ -193,7 +201,9 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
     tasks = []
     for item in inputs:
         target, sheet = _targets(item, out, to_folder, settings)
-        paths = [target] + ([sheet] if settings.check else [])
+        prints = (os.path.splitext(target)[0] + SHEET_SUFFIX + os.path.splitext(target)[1]
+                  if settings.id_photo and settings.id_photo.sheet_mm else None)
+        paths = [target] + ([sheet] if settings.check else []) + ([prints] if prints else [])
         for path in paths:
             real = os.path.realpath(path)
             if real in sources:
@@ -203,7 +213,7 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
                 raise ConfigError(f"'{claimed[real]}' and '{item.path}' would both be written to"
                                   f" '{path}'; process them into separate -o folders")
             claimed[real] = item.path
-        tasks.append(ImageTask(item.path, target, sheet if settings.check else None))
+        tasks.append(ImageTask(item.path, target, sheet if settings.check else None, prints))
     return tasks
 
 
@@ -225,6 +235,7 @@ class Rendered:
     image: "object"      # the output array: (H, W) mask, (H, W, 3) RGB or (H, W, 4) RGBA
     layer: "object"      # the RGBA cut-out it came from (for the check sheet)
     warnings: List[str]
+    sheet: "object" = None   # the ID photo's print sheet, when one was asked for
 
     def check_sheet(self):
         from backdrop.offline import cutout
@@ -241,11 +252,19 @@ class ImageWorker:
         from backdrop.engine.pipeline import Pipeline
 
         self.settings = settings
-        # A mask needs no compositing: the transparent spec makes the pipeline skip it.
-        spec = BackgroundSpec("transparent") if settings.kind == "mask" else settings.background
+        self._faces = None      # FaceLandmarker, loaded by the first ID photo
+        # A mask needs no compositing: the transparent spec makes the pipeline skip it; a
+        # layout or an ID photo composites onto its own canvas, so neither does the pipeline.
+        placed = settings.kind in ("mask", "idphoto") or settings.layout.places
+        spec = BackgroundSpec("transparent") if placed else settings.background
         self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
                                                         subject=settings.subject),
                                  matting=True, threads=threads)
+        self.canvas = None
+        if settings.layout.active:
+            from backdrop.offline.canvas import Canvas
+
+            self.canvas = Canvas(settings.layout, settings.background, settings.shadow)
 
     def run(self, task: ImageTask) -> ImageResult:
         result = ImageResult(task.source)
@@ -260,15 +279,19 @@ class ImageWorker:
         return result
 
     def _run(self, task: ImageTask, result: ImageResult) -> None:
-        from backdrop.io.images import read_rgb, write_image
+        from backdrop.io.images import jpeg_quality, read_rgb, write_image
+        from backdrop.offline.cutout import compression_warnings
 
         rendered = self.render(read_rgb(task.source))
-        result.warnings = rendered.warnings
+        result.warnings = rendered.warnings + compression_warnings(jpeg_quality(task.source))
         write_image(task.output, rendered.image, self.settings.fmt)
         result.written.append(task.output)
         if task.check:
             write_image(task.check, rendered.check_sheet(), "png")
             result.written.append(task.check)
+        if task.sheet and rendered.sheet is not None:
+            write_image(task.sheet, rendered.sheet, self.settings.fmt)
+            result.written.append(task.sheet)
 
     def render(self, frame) -> "Rendered":
         """The output image for one RGB frame, as the settings ask (no file involved: the
@@ -277,19 +300,25 @@ class ImageWorker:
 
         from backdrop.offline import cutout
 
+        if self.settings.id_photo is not None:
+            return self._id_photo(frame)
         self.pipeline.reset()           # independent photos: no temporal smoothing across them
         processed = self.pipeline.process(frame)
         alpha = processed.alpha.copy()
         h, w = alpha.shape
         warnings = cutout.quality_warnings(
             w, h, alpha, "person" if self.settings.subject == "person" else "subject")
-        shadow = cutout.shadow_matte(alpha) if self.settings.shadow else None
+        placed = self.settings.layout.places
+        shadow = cutout.shadow_matte(alpha) if self.settings.shadow and not placed else None
         # the subject's own colour on its outline, not the old background's (no glow)
         colour = frame if processed.colour is None else processed.colour
         layer = (cutout.rgba(colour, alpha) if shadow is None
                  else cutout.rgba_with_shadow(colour, alpha, shadow))
         kind = self.settings.kind
-        if kind == "mask":
+        if placed:
+            image, notes = self.canvas.render(layer, kind)
+            warnings += notes
+        elif kind == "mask":
             image = alpha
         elif kind == "cutout":
             image = layer
@@ -297,10 +326,34 @@ class ImageWorker:
             image = cutout.composite_with_shadow(frame, alpha, processed.image, shadow)
         else:
             image = np.array(processed.image, copy=True)
+        if self.canvas is not None:
+            image = self.canvas.add_overlay(image)
         return Rendered(image, layer, warnings)
+
+    def _id_photo(self, frame) -> "Rendered":
+        """The face is checked before the (slower) cut-out; the layout is idphoto.py's."""
+        from backdrop.offline import cutout, idphoto, printsheet
+
+        if self._faces is None:
+            from backdrop.engine.face import FaceLandmarker
+
+            self._faces = FaceLandmarker()
+        marks = idphoto.find_face(frame, self._faces)
+        self.pipeline.reset()
+        processed = self.pipeline.process(frame)
+        alpha = processed.alpha.copy()
+        colour = frame if processed.colour is None else processed.colour
+        options = self.settings.id_photo
+        photo = idphoto.make(frame, marks, alpha, colour, options)
+        sheet = (None if options.sheet_mm is None
+                 else printsheet.make_sheet(photo, options.sheet_mm, options.dpi))
+        return Rendered(photo, cutout.rgba(colour, alpha), idphoto.tilt_warnings(marks), sheet)
 
     def close(self) -> None:
         self.pipeline.close()
+        faces, self._faces = self._faces, None
+        if faces is not None:
+            faces.close()
 
 
 _worker: Optional[ImageWorker] = None
