@@ -157,12 +157,13 @@ def shots(tmp_path_factory) -> Path:
     return folder
 
 
-def _backdrop(*args, cluster=None) -> subprocess.Popen:
+def _backdrop(*args, cluster=None, cwd=None) -> subprocess.Popen:
     env = _env()
     if cluster is not None:
         env["RAY_ADDRESS"] = cluster.address
     return subprocess.Popen([sys.executable, "-m", "backdrop", "image", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                            cwd=cwd)
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 600):
@@ -280,19 +281,29 @@ def test_urls_go_through_fsspec(shots, capsys):
 
 @needs_ray
 def test_cluster_output_is_byte_identical_and_a_corrupt_input_fails_alone(cluster, shots, tmp_path):
+    """Relative paths everywhere (inputs, outputs, a background picture, an overlay): the
+    workers run in other folders."""
     names = [f"shot{i:03d}.png" for i in range(0, 200, 40)]
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name in names:
         (inputs / name).write_bytes((shots / name).read_bytes())
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 50)
-    code, err = _finish(_backdrop(inputs, "-o", tmp_path / "ray", "--cluster", "auto", cluster=cluster))
+    cv2.imwrite(str(tmp_path / "bg.png"), cv2.imread(str(SAMPLES[1])))
+    logo = np.zeros((24, 24, 4), np.uint8)
+    logo[4:20, 4:20] = (0, 0, 255, 200)
+    cv2.imwrite(str(tmp_path / "logo.png"), logo)
+    options = ["--background", "bg.png", "--overlay", "logo.png"]
+    code, err = _finish(_backdrop("in", "-o", "ray", *options, "--cluster", "auto",
+                                  cluster=cluster, cwd=tmp_path))
     assert code == 1, err
-    assert "broken.png" in err and f"{len(names)} written, 1 failed" in err
-    _check_outputs(inputs, tmp_path / "ray", names)
-    code, err = _finish(_backdrop(inputs, "-o", tmp_path / "pool", "--jobs", "2"))
+    assert "in/broken.png" in err and f"{len(names)} written, 1 failed" in err
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(names)
+    code, err = _finish(_backdrop("in", "-o", "pool", *options, "--jobs", "2", cwd=tmp_path))
     assert code == 1, err
     for name in names:
+        ours = cv2.imread(str(tmp_path / "ray" / name), cv2.IMREAD_UNCHANGED)
+        assert ours.shape == cv2.imread(str(inputs / name)).shape, "an opaque composite"
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes(), name
 
 

@@ -159,7 +159,7 @@ def cluster_results(tasks, settings, *, address: str, jobs: Optional[int] = None
     """ImageResults as they finish, from actors on the cluster at `address`: `jobs` of
     them, or one per CPU the cluster has."""
     stats = stats if stats is not None else ClusterStats()
-    settings = replace(settings, background=absolute_background(settings.background))
+    settings = _absolute_settings(settings)
     given = {_absolute(task).source: task for task in tasks}
     tasks = [_absolute(task) for task in tasks]
     with connected(address, jobs) as ray:
@@ -300,6 +300,14 @@ def _retries(batch: _Batch) -> List[_Batch]:
 def absolute_background(spec):
     """A background picture's path, absolute: workers run in other folders."""
     return replace(spec, path=os.path.abspath(spec.path)) if spec.kind == "file" else spec
+
+
+def _absolute_settings(settings):
+    """The pictures the settings name (background, canvas template, overlay), absolute."""
+    layout = settings.layout
+    layout = replace(layout, template=layout.template and _absolute_path(layout.template),
+                     overlay=layout.overlay and _absolute_path(layout.overlay))
+    return replace(settings, background=absolute_background(settings.background), layout=layout)
 
 
 def _absolute(task):
