@@ -396,9 +396,10 @@ class FakeRay:
         class RayTaskError(RayError):
             cause = None
 
-    def __init__(self, kills):
+    def __init__(self, kills, start_error=None):
         self.kills = dict(kills)
         self.ran = []
+        self.start_error = start_error
 
     def is_initialized(self):
         return True
@@ -425,8 +426,13 @@ class FakeRay:
             dead = False
 
             def __init__(self):
-                self.ready = type("M", (), {"remote": lambda _: _Ref(lambda: True)})()
+                self.ready = type("M", (), {"remote": lambda _: _Ref(self._ready)})()
                 self.run = type("M", (), {"remote": lambda _, tasks: _Ref(lambda: self._run(tasks))})()
+
+            def _ready(self):
+                if fake.start_error:
+                    raise fake.exceptions.RayError(f"The actor died in __init__:\n{fake.start_error}")
+                return True
 
             def _run(self, tasks):
                 from backdrop.offline.image import ImageResult
@@ -445,12 +451,12 @@ class FakeRay:
         return lambda cls: type("Factory", (), {"remote": staticmethod(lambda *a: Actor())})()
 
 
-def _fake_run(monkeypatch, kills, count=20):
+def _fake_run(monkeypatch, kills, count=20, start_error=None):
     from backdrop.config import parse_background
     from backdrop.offline import cluster
     from backdrop.offline.image import ImageSettings, ImageTask
 
-    fake = FakeRay(kills)
+    fake = FakeRay(kills, start_error)
     monkeypatch.setattr(cluster, "import_ray", lambda: fake)
     settings = ImageSettings(quality="fast", background=parse_background("transparent"),
                              kind="cutout", fmt="png")
@@ -477,3 +483,10 @@ def test_an_input_that_keeps_killing_its_worker_fails_alone(monkeypatch):
     assert sorted(r.source for r in results) == sorted(t.source for t in tasks)
     assert sorted(fake.ran) == sorted(os.path.abspath(t.source) for t in tasks
                                       if t.source != "in/09.png")
+
+
+def test_workers_that_cannot_start_end_the_run_with_their_reason(monkeypatch):
+    from backdrop.errors import BackdropError
+
+    with pytest.raises(BackdropError, match="No module named 'backdrop'"):
+        _fake_run(monkeypatch, {}, start_error="ModuleNotFoundError: No module named 'backdrop'")

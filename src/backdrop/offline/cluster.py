@@ -25,12 +25,14 @@ from backdrop.errors import BackdropError, ConfigError
 from backdrop.offline.batch import outputs_of
 
 INSTALL_HINT = "pip install 'backdrop[cluster]'"
-# Only results (a few hundred bytes each) travel through the object store; the default, 30 %
-# of memory, makes a local runtime slow to start on a loaded machine for no use.
+# Only results (a few hundred bytes each) travel through the object store: a local runtime
+# need not reserve Ray's default, 30 % of memory, in /dev/shm.
 OBJECT_STORE_BYTES = 96 * 1024 * 1024
 IN_FLIGHT = 2           # batches queued on each actor, so it never waits for the driver
 MAX_ATTEMPTS = 3        # an input whose worker died this often fails alone (it may be the cause)
-START_TRIES = 2         # a local runtime that timed out starting (machine busy) is tried again
+# Ray gives a new node a fixed 30 s to register; on a busy machine its Python agents can take
+# longer to start (measured here: 20 s with six busy processes on two cores). Once more, then.
+START_TRIES = 2
 WAIT_FOR_WORKERS_S = 120.0
 
 
@@ -189,6 +191,7 @@ class _Run:
         self.calls: Dict = {}           # run() ref -> (actor, batch)
         self.spawned = 0
         self.limit = 0
+        self.start_error = ""           # why the last actor could not start, for the message
 
     def spawn(self, count: int) -> None:
         self.limit = self.limit or 3 * count + 4     # replacements for actors that keep dying
@@ -203,8 +206,10 @@ class _Run:
             self._dispatch(queue)
             pending = list(self.calls) + list(self.starting)
             if not pending:
+                why = f" (the last said: {self.start_error})" if self.start_error else ""
                 raise BackdropError("every Ray worker was lost and none can be started; check"
-                                    " the cluster (`ray status`)")
+                                    f" the cluster (`ray status`), and that backdrop is installed"
+                                    f" on every node{why}")
             ready, _ = self.ray.wait(pending, num_returns=1, timeout=5.0)
             if not ready:
                 if not self.calls and time.monotonic() - waited_since > WAIT_FOR_WORKERS_S:
@@ -230,7 +235,8 @@ class _Run:
             actor = self.starting.pop(ref)
             try:
                 self.ray.get(ref)
-            except errors.RayError:
+            except errors.RayError as e:
+                self.start_error = str(e).strip().splitlines()[-1][:300] if str(e).strip() else ""
                 self.stats.lost_workers += 1
                 self.spawn(1)
                 return
