@@ -9,6 +9,7 @@ Nothing here prints: progress goes to the caller's callbacks, as with run_video.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import queue
 import threading
@@ -30,12 +31,12 @@ def run_video_on_cluster(plan: VideoPlan, quality: str, *, subject: str, address
     with connected(address, None) as ray:
         task = ray.remote(num_cpus=1, max_retries=RETRIES, num_returns="streaming")(_video_task)
         stream = task.remote(_absolute(plan), quality, subject)
-        started, outcome = False, None
+        starts, outcome = 0, None
         try:
             for ref in stream:
                 kind, value = _get(ray, ref)
-                if kind == "start" and not started:   # once, even when Ray ran it again
-                    started = True
+                starts += kind == "start"
+                if kind == "start" and starts == 1:   # once, even when Ray ran it again
                     on_start(value)
                 elif kind == "frames":
                     for _ in range(value):
@@ -50,7 +51,24 @@ def run_video_on_cluster(plan: VideoPlan, quality: str, *, subject: str, address
             raise
         if outcome is None:
             raise BackdropError(f"the Ray task for {plan.source} ended without a result")
+        if starts > 1:     # a run that died (its node lost) may have left its temp file
+            _sweep_temp_files(_absolute(plan))
         return outcome
+
+
+def _sweep_temp_files(plan: VideoPlan) -> None:
+    """The hidden temp files an atomic write leaves when its process is killed: beside the
+    video (.talk.mp4.XXXX.part.mp4), or among the frames (.000012.png.XXXX.part)."""
+    if "://" in plan.output:
+        return
+    if plan.to_folder:
+        pattern = os.path.join(glob.escape(plan.output), ".*.part")
+    else:
+        folder, name = os.path.split(plan.output)
+        pattern = os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.part*")
+    for path in glob.glob(pattern):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _get(ray, ref):
