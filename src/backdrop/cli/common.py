@@ -35,7 +35,8 @@ def cluster_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", type=_cluster_address, metavar="ADDRESS",
                         help="run on a Ray cluster: local (a Ray runtime on this machine), auto"
                         " (the one `ray start` or RAY_ADDRESS set up) or ray://HOST:PORT; needs"
-                        " pip install 'backdrop[cluster]' and paths every node sees")
+                        " pip install 'backdrop[cluster]', and files every node sees (shared"
+                        " paths, or URLs such as s3://... with fsspec)")
 
 
 def _cluster_address(text: str) -> str:
