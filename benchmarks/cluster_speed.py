@@ -3,13 +3,14 @@ pool (`--jobs N`) on the same photos, in one run, and whether batching small ima
 call pays.
 
 - command: images/s of the whole command (start-up, model loading, every image written),
-  each mode a fresh process, the outputs compared byte for byte.
+  each mode a fresh process, run pool, cluster, cluster, pool (a drifting load favours
+  neither), the outputs compared byte for byte.
 - calls: images/s of the cluster's actors on a runtime already up, one image per call
   against the automatic batch size (so only the per-call cost differs), and the time of
   one empty call there and back.
 
     .venv/bin/python benchmarks/cluster_speed.py [--count 200] [--size 128] [--jobs 2]
-        [--subject auto] [--quality best] [--json FILE]
+        [--subject auto] [--quality best] [--json FILE] [--no-calls]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--subject", default="auto")
     parser.add_argument("--quality", default="best")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--no-calls", action="store_true", help="only the command comparison")
     args = parser.parse_args()
     options = ["--jobs", str(args.jobs), "--subject", args.subject, "--quality", args.quality]
     report = {"count": args.count, "size": args.size, "jobs": args.jobs, "subject": args.subject,
@@ -113,18 +116,28 @@ def main() -> None:
         photos = Path(tmp, "photos")
         photos.mkdir()
         make_photos(photos, args.count, args.size)
-        pool = run_command(photos, Path(tmp, "pool"), [], options)
-        print(f"--jobs {args.jobs}: {pool}", file=sys.stderr, flush=True)
-        ray = run_command(photos, Path(tmp, "ray"), ["--cluster", "local"], options)
-        print(f"--cluster local: {ray}", file=sys.stderr, flush=True)
-        same = all(Path(tmp, "pool", p.name).read_bytes() == p.read_bytes()
-                   for p in Path(tmp, "ray").glob("*.png"))
-        report["command"] = {"pool": pool, "cluster_local": ray, "byte_identical": same,
-                             "cluster_over_pool": round(ray["images_per_s"] / pool["images_per_s"], 3)}
+        # ABBA order: a machine whose load drifts during the run favours neither mode
+        runs = {"pool": [], "cluster_local": []}
+        for i, mode in enumerate(("pool", "cluster_local", "cluster_local", "pool")):
+            extra = ["--cluster", "local"] if mode == "cluster_local" else []
+            runs[mode].append(run_command(photos, Path(tmp, f"{mode}{i}"), extra, options))
+            print(f"{mode}: {runs[mode][-1]}", file=sys.stderr, flush=True)
+        same = all(Path(tmp, "pool0", p.name).read_bytes() == p.read_bytes()
+                   for p in Path(tmp, "cluster_local1").glob("*.png"))
+        rate = {mode: round(statistics.mean(r["images_per_s"] for r in rows), 2)
+                for mode, rows in runs.items()}
+        report["command"] = {"runs": runs, "images_per_s": rate, "byte_identical": same,
+                             "cluster_over_pool": round(rate["cluster_local"] / rate["pool"], 3)}
+        if args.no_calls:
+            return _print(report, args.json)
         report["calls"] = time_calls(photos, Path(tmp, "calls"), args.jobs, args.subject, args.quality)
+    _print(report, args.json)
+
+
+def _print(report: dict, path) -> None:
     print(json.dumps(report, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if path:
+        Path(path).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
