@@ -312,7 +312,7 @@ def test_an_interrupted_cluster_run_finishes_with_skip_existing(cluster, shots, 
     names = sorted(p.name for p in shots.iterdir())[:60]
     inputs = [shots / n for n in names]
     out = tmp_path / "out"
-    args = [*inputs, "-o", out, "--quality", "fast", "--subject", "person", "--cluster", "auto"]
+    args = [*inputs, "-o", out, "--subject", "person", "--cluster", "auto"]
     proc = _backdrop(*args, cluster=cluster)
     deadline = time.monotonic() + 300
     while not (out.is_dir() and len([p for p in out.iterdir() if not p.name.startswith(".")]) >= 10):
