@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -127,6 +128,7 @@ class TwoNodeCluster:
                     os.kill(int(entry.name), signal.SIGKILL)
                 except OSError:
                     pass
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
