@@ -52,3 +52,16 @@ def _backdrop_logs_captured(caplog):
     """caplog sees backdrop's INFO records too (what a user reads on stderr); the root
     logger's default would keep only warnings."""
     caplog.set_level(logging.INFO, logger="backdrop")
+
+
+@pytest.fixture(scope="session")
+def serve_server(tmp_path_factory):
+    """One real `backdrop serve` (2 workers) for the server and page tests."""
+    from servehelp import ServerProcess
+
+    srv = ServerProcess(tmp_path_factory.mktemp("serve") / "server.log", workers=2)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()

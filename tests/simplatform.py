@@ -34,7 +34,7 @@ import types
 # Linux builds here that choose their binaries and helpers by sys.platform at import (numba's
 # llvmlite looks for a .dylib on macOS, mediapipe for winreg on Windows): they are imported
 # under the real sys.platform, whenever something first imports them.
-NATIVE = ("numba", "llvmlite", "mediapipe")
+NATIVE = ("numba", "llvmlite", "mediapipe", "asyncio")   # asyncio: its Windows loop is native
 REAL_PLATFORM = sys.platform
 BLOCKED = ("fcntl", "termios", "tty", "pty", "resource", "grp")
 HIDDEN = ("/proc", "/sys", "/dev/video")

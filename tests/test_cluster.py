@@ -492,3 +492,9 @@ def test_workers_that_cannot_start_end_the_run_with_their_reason(monkeypatch):
 
     with pytest.raises(BackdropError, match="No module named 'backdrop'"):
         _fake_run(monkeypatch, {}, start_error="ModuleNotFoundError: No module named 'backdrop'")
+
+
+def test_video_chunks_are_not_spread_over_a_cluster_yet(tmp_path, capsys):
+    assert main(["video", str(tmp_path / "talk.mp4"), "-o", str(tmp_path / "out.mp4"),
+                 "--cluster", "local", "--jobs", "2"]) == 2
+    assert "--cluster runs a video as one task" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from backdrop.engine import matting
 from backdrop.engine.matting import estimate_foreground, refine_alpha
 
 H, W = 120, 160
@@ -39,6 +40,43 @@ def test_a_mask_off_by_a_few_pixels_is_pulled_onto_the_true_edge():
     before = np.abs(model - truth)[band].mean()
     after = np.abs(refined - truth)[band].mean()
     assert after < 0.4 * before, (before, after)
+
+
+def legs(gap_haze=0.45):
+    """A body whose legs have a 14 px gap of backdrop between them, open below, and a
+    model that filled the gap with haze (as models do between legs, or arm and body)."""
+    hard = np.zeros((H, W), np.float32)
+    hard[15:100, 40:118] = 1
+    filled = hard.copy()
+    hard[60:100, 72:86] = 0
+    model = np.maximum(cv2.GaussianBlur(hard, (0, 0), 3),
+                       gap_haze * cv2.GaussianBlur(filled, (0, 0), 3))
+    return cv2.GaussianBlur(hard, (0, 0), 1.5), model
+
+
+@pytest.mark.parametrize("fg, bg", [((200, 40, 30), (235, 235, 235)),
+                                    ((60, 60, 70), (20, 20, 20))])
+def test_a_gap_showing_the_backdrop_is_cleared(fg, bg):
+    """Without the backdrop-coloured patches as anchors the haze stays (0.25-0.29 here)."""
+    truth, model = legs()
+    image, _ = scene(truth, fg=fg, bg=bg)
+    refined = refine_alpha(image, model)
+    assert refined[64:96, 76:82].mean() < 0.15
+
+
+def test_a_thin_line_of_the_backdrops_colour_is_not_taken_for_backdrop():
+    """A pale seam 2 px wide inside the subject has the backdrop's colour, but it is no
+    patch: the matting decides there, not the colour test. A patch of it is taken."""
+    truth = soft_disc()
+    image, _ = scene(truth)
+    image[40:80, 100:102] = 235                   # the seam
+    image[50:70, 50:64] = 235                     # a 14 px hole showing the backdrop
+    sure_in = np.zeros((H, W), bool)              # all of the disc unsure, for the test
+    _, sure_out = matting._band(truth, matting.BAND)
+    plain = matting._backdrop_patches(image, np.full((H, W), 0.5, np.float32),
+                                      sure_in, sure_out)
+    assert not plain[40:80, 96:106].any()
+    assert plain[56:64, 52:56].all()
 
 
 def test_outside_the_band_nothing_moves_and_the_input_is_kept():
@@ -116,3 +154,33 @@ def test_cut_outs_of_real_people_glow_less(eval_photos, tmp_path):
         errors["after"].append(np.abs(after - exact)[band].mean())
         errors["before"].append(np.abs(before - exact)[band].mean())
     assert np.mean(errors["after"]) < np.mean(errors["before"]), errors
+
+
+def test_real_people_on_a_dark_backdrop_lose_less_edge(eval_photos, monkeypatch):
+    """The edge-colour check (dark backdrop, on white) with the real model's matte of two
+    shared photos: refine_alpha with and without the backdrop-coloured patches as anchors."""
+    from backdrop.config import PipelineConfig
+    from backdrop.engine.pipeline import Pipeline
+
+    cases = []
+    with Pipeline(PipelineConfig.preset("best", subject="auto")) as pipeline:
+        for _, person, mask in eval_photos[2:4]:
+            truth = cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), 1.5)[..., None]
+            photo = np.clip(truth * person + (1 - truth) * 20.0 + 0.5, 0, 255).astype(np.uint8)
+            cases.append((photo, pipeline.matte(photo), truth * person + (1 - truth) * 255.0,
+                          ring(mask.astype(np.float32) / 255)))
+
+    def error(refine):
+        total = 0.0
+        for photo, model, exact, band in cases:
+            alpha = refine(photo, model)
+            colour = estimate_foreground(photo, alpha).astype(np.float32)
+            got = colour * alpha[..., None] + 255.0 * (1 - alpha[..., None])
+            total += np.abs(got - exact)[band].mean()
+        return total / len(cases)
+
+    after = error(refine_alpha)
+    monkeypatch.setattr(matting, "_backdrop_patches",
+                        lambda image, alpha, *_: np.zeros(alpha.shape, bool))
+    before = error(refine_alpha)
+    assert after < before - 0.3, (before, after)

@@ -289,3 +289,18 @@ def test_warm_up_loads_the_pose_model_where_a_preset_mixes_it_in(monkeypatch):
         assert made == ["pose"]
         p.process(np.zeros((240, 320, 3), np.uint8))
         assert made == ["pose"]
+
+
+def test_a_read_only_frame_is_processed_like_a_writable_one(astronaut):
+    """np.asarray(PIL image) is read-only; the refine kernel failed to compile for it (the
+    server hit this). The result must equal the writable frame's."""
+    frozen = astronaut.copy()
+    frozen.flags.writeable = False
+    results = []
+    for frame in (astronaut, frozen):
+        # transparent: no composite, so the kernel is handed the frame's own rows
+        spec = parse_background("transparent")
+        pipeline = Pipeline(PipelineConfig.preset("balanced", background=spec))
+        results.append(pipeline.process(frame).alpha.copy())
+        pipeline.close()
+    assert np.array_equal(results[0], results[1])

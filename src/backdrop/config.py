@@ -25,6 +25,7 @@ QUALITIES = ("fast", "balanced", "best")
 PRIVACY = ("off", "freeze", "blank")
 MODELS = ("auto", "landscape", "general")
 SUBJECTS = ("auto", "person", "any")
+IMAGE_SUBJECTS = SUBJECTS + ("window",)   # window: an app window out of a still screenshot
 NAMED_COLOURS = {
     "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128),
     "gray": (128, 128, 128), "red": (255, 0, 0), "green": (0, 255, 0),

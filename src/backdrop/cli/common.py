@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import Optional
 
-from backdrop.config import SUBJECTS
+from backdrop.config import IMAGE_SUBJECTS
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,11 @@ def _cluster_address(text: str) -> str:
 
 
 def subject_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--subject", choices=SUBJECTS, default="auto",
+    parser.add_argument("--subject", choices=IMAGE_SUBJECTS, default="auto",
                         help="what to cut out: auto (default: decided per photo, and per shot"
                         " of a video), person (people only), any (whatever the picture is of:"
-                        " a product, an animal, a screenshot)")
+                        " a product, an animal), window (backdrop image only: an app window"
+                        " out of a screenshot, straight edges kept exact)")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import time
 from backdrop.cli.common import (cluster_argument, positive_int, progress_bar, quiet_engine,
                                  reporting, subject_argument)
 from backdrop.config import QUALITIES
-from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
+from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ ready-to-use layouts (the subject's box lands on the margins to +-1 px):
 
 ID photos:
   backdrop image portrait.jpg --id-photo eu --sheet 10x15cm
+
+screenshots:
+  backdrop image screenshot.png --subject window --keep-shadow -o window.png
 """
 
 
@@ -79,6 +82,9 @@ def add_parser(sub) -> None:
     subject_argument(p)
     p.add_argument("-r", "--recursive", action="store_true", help="look into subfolders")
     p.add_argument("--shadow", action="store_true", help="add a soft drop shadow")
+    p.add_argument("--keep-shadow", action="store_true",
+                   help="with --subject window: keep the window's own drop shadow (as"
+                   " semi-transparent black, right on any background)")
     p.add_argument("--check", action="store_true",
                    help="also write a contact sheet per input to inspect the edges")
     p.add_argument("--id-photo", metavar="SPEC",
@@ -123,6 +129,7 @@ def _plan_images(args: argparse.Namespace):
                            make_folders, output_is_folder, plan_outputs)
     from backdrop.offline.layout import check_outputs, output_kind, parse_layout
 
+    _check_window_options(args)
     spec = parse_background(args.background)
     layout = parse_layout(args.canvas, args.margin, args.align, args.fit, args.overlay)
     id_photo = _id_photo(args, spec, layout)
@@ -134,7 +141,8 @@ def _plan_images(args: argparse.Namespace):
     settings = ImageSettings(quality=args.quality, background=spec, kind=kind, fmt=fmt,
                              shadow=args.shadow, check=args.check,
                              subject="person" if id_photo else args.subject,
-                             layout=layout, id_photo=id_photo)
+                             layout=layout, id_photo=id_photo,
+                             keep_shadow=args.keep_shadow)
     tasks = plan_outputs(inputs, args.output, to_folder, settings)
     make_folders(tasks)
     return settings, tasks
@@ -151,6 +159,9 @@ def _id_photo(args: argparse.Namespace, spec, layout):
             raise ConfigError(f"{' and '.join(extra)} only apply to ID photos: add --id-photo"
                               " SPEC (e.g. --id-photo eu)")
         return None
+    if args.subject == "window":
+        raise ConfigError("--subject window does not go with --id-photo (an ID photo is of a"
+                          " person): drop --subject")
     if layout.active:
         raise ConfigError("--canvas, --fit and --overlay do not go with --id-photo (an ID photo"
                           " has its own fixed layout): drop them")
@@ -163,6 +174,15 @@ def _id_photo(args: argparse.Namespace, spec, layout):
                           " layout's own colour) or give a colour, e.g. --background white")
     return parse_id_photo(args.id_photo, args.dpi, args.sheet,
                           spec.colour if spec.kind == "colour" else None)
+
+
+def _check_window_options(args: argparse.Namespace) -> None:
+    if args.keep_shadow and args.subject != "window":
+        raise ConfigError("--keep-shadow keeps a screenshot window's own shadow: add --subject"
+                          " window (for a new shadow under any subject, use --shadow)")
+    if args.keep_shadow and args.shadow:
+        raise ConfigError("--shadow adds a new drop shadow and --keep-shadow keeps the"
+                          " window's own: choose one")
 
 
 def _report(result, single: bool) -> None:

@@ -131,9 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _live_parser(sub)
     from backdrop.cli import bench
-    from backdrop.cli import image, video  # light: no heavy imports at module level
+    from backdrop.cli import image, serve, video  # light: no heavy imports at module level
     image.add_parser(sub)
     video.add_parser(sub)
+    serve.add_parser(sub)
     bench.add_parser(sub)
     sub.add_parser("devices", help="list cameras and virtual cameras")
     sub.add_parser("doctor", help="check that live will work here, and say how to fix it")
@@ -225,11 +226,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from backdrop.cli import bench
-    from backdrop.cli import image, video
+    from backdrop.cli import image, serve, video
 
     commands = {"live": cmd_live, "devices": cmd_devices, "doctor": cmd_doctor,
                 "config": cmd_config,
-                "bench": bench.cmd_bench, "image": image.cmd_image, "video": video.cmd_video}
+                "bench": bench.cmd_bench, "image": image.cmd_image, "video": video.cmd_video,
+                "serve": serve.cmd_serve}
     with logging_to_stderr(args.log_level):
         logger.debug(f"backdrop {__version__}, Python {platform.python_version()},"
                      f" {platform.platform()}: {args.command}")

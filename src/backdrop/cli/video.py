@@ -7,12 +7,11 @@ import argparse
 import contextlib
 import logging
 import signal
-from functools import partial
 
-from backdrop.cli.common import (cluster_argument, positive_float, progress_bar, quiet_engine,
-                                 reporting, subject_argument)
+from backdrop.cli.common import (cluster_argument, positive_float, positive_int, progress_bar,
+                                 quiet_engine, reporting, subject_argument)
 from backdrop.config import QUALITIES
-from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,13 @@ OUTPUT decides the result:
                         --background, 8-bit masks with --mask; named after the input frames,
                         or 000000.png, 000001.png, ... for a video
 The input's frame rate, size and audio are kept (audio is copied, or re-encoded when the
-container needs it). Ctrl-C leaves no partial video. A damaged input is processed as far as
+container needs it). With --jobs N (default 1), a video of at least 20 s runs in chunks on N
+processes: chunks of its length / jobs (10 to 30 s, or --chunk-seconds) that start on its
+keyframes, each warmed up on the frames before it so the smoothing carries on across the
+seams, joined without a second encode (a video --background always runs in one process).
+Each chunk finds the crop around a person afresh, so its masks can differ a little from a
+one-process run's.
+Ctrl-C leaves no partial video. A damaged input is processed as far as
 it can be read (exit status 1, saying where it stopped); one that cannot be read at all
 exits 3. The other exit statuses: backdrop --help.
 
@@ -55,6 +60,11 @@ def add_parser(sub) -> None:
     subject_argument(v)
     v.add_argument("--fps", type=positive_float,
                    help="frame rate for a folder of frames (default: 30)")
+    v.add_argument("--jobs", type=positive_int, metavar="N",
+                   help="processes for a long video, each on a chunk of it (default: 1; see"
+                   " below)")
+    v.add_argument("--chunk-seconds", type=positive_float, metavar="S",
+                   help="length of those chunks (default: the video's length / jobs, 10 to 30)")
     cluster_argument(v)
 
 
@@ -80,15 +90,39 @@ def cmd_video(args: argparse.Namespace) -> int:
         return _run_video(args)
 
 
-def _run_video(args: argparse.Namespace) -> int:
-    from backdrop.offline.video import plan_video, run_video
+def _run(plan, args: argparse.Namespace, on_start, on_frame):
+    from backdrop.offline.chunkpool import default_jobs, local_plan, run_local
+    from backdrop.offline.video import run_video
 
-    if args.cluster:
-        from backdrop.offline.cluster import import_ray
+    if args.cluster:      # the whole video as one task on a node with a free core
         from backdrop.offline.cluster_video import run_video_on_cluster
 
+        return run_video_on_cluster(plan, args.quality, subject=args.subject,
+                                    address=args.cluster, on_start=on_start, on_frame=on_frame)
+    jobs = default_jobs(args.jobs)
+    chunked = local_plan(plan, jobs, args.chunk_seconds)
+    if chunked is None:
+        return run_video(plan, args.quality, subject=args.subject, on_start=on_start,
+                         on_frame=on_frame)
+    jobs = min(jobs, len(chunked.chunks))
+    logger.info(f"backdrop: {len(chunked.chunks)} chunks on {jobs} processes")
+    return run_local(chunked, args.quality, args.subject, jobs, on_start=on_start,
+                     on_frame=on_frame)
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    from backdrop.offline.video import plan_video
+
+    if args.subject == "window":
+        raise ConfigError("--subject window cuts an app window out of a still screenshot"
+                          " (backdrop image); for a screen recording use --subject any")
+    if args.cluster:
+        from backdrop.offline.cluster import import_ray
+
+        if args.jobs or args.chunk_seconds:
+            raise ConfigError("--cluster runs a video as one task; its chunks (--jobs,"
+                              " --chunk-seconds) run on this machine only for now: drop one")
         import_ray()    # before any work: without Ray, one line that says how to get it
-        run_video = partial(run_video_on_cluster, address=args.cluster)
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     quiet_engine()
     logger.debug(f"{plan.source} -> {plan.output} ({plan.kind}, background {plan.background}),"
@@ -105,8 +139,7 @@ def _run_video(args: argparse.Namespace) -> int:
 
     try:
         with _sigterm_as_interrupt():
-            outcome = run_video(plan, args.quality, subject=args.subject, on_start=on_start,
-                                on_frame=on_frame)
+            outcome = _run(plan, args, on_start, on_frame)
     except KeyboardInterrupt:
         left = ("the frames done so far are in " + plan.output if plan.to_folder
                 else "no video was written")

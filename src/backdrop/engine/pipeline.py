@@ -223,6 +223,10 @@ class Pipeline:
 
     def _run(self, frame: np.ndarray, *, composite_wanted: bool) -> Frame:
         check_frame(frame, "frame", contiguous=True)
+        if not frame.flags.writeable:
+            # A read-only array (np.asarray of a PIL image, a memory-mapped file) is another
+            # type to numba, and the refine kernel's signature writes into its rows' type.
+            frame = frame.copy()
         t: Dict[str, float] = {}
         if composite_wanted and self.spec.kind == "none":
             out = self._buffer("out", frame.shape)

@@ -8,6 +8,7 @@ Frames come out as (H, W, 3) uint8 RGB; YUV and colour ranges exist only here, a
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator, List, Optional, Tuple
 
@@ -24,6 +25,32 @@ MAX_FPS = 1000                 # above this a container's rate is a time base, n
 _SHORT_FRAMES, _SHORT_RATIO = 3, 0.05
 
 Frames = Iterator[Tuple[np.ndarray, Optional[float], str]]   # (rgb, seconds, name)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a video file by its video stream's timestamps, for chunked runs.
+    Decoding starts at the keyframe `seek` (frames before `warm` are decoded only); frames
+    from `warm` on are yielded. Those from `first` up to `stop` (exclusive; None: the end)
+    are named, numbered from `index`; the warm-up before them and `tail` frames after are
+    yielded with the name None: they feed the pipeline's state but are not written."""
+
+    seek: int
+    warm: int
+    first: int
+    stop: Optional[int]
+    index: int
+    tail: int = 0
+
+
+@dataclass(frozen=True)
+class VideoIndex:
+    """Every frame's timestamp of a file's video stream, from its packets (nothing decoded)."""
+
+    time_base: Fraction
+    pts: Tuple[int, ...]          # display order
+    keyframes: Tuple[int, ...]    # positions in `pts` where decoding can start
+    fps: Fraction
 
 
 def _rate(fps: Optional[float]) -> Fraction:
@@ -57,6 +84,12 @@ def _expected_frames(container, stream, fps: Fraction) -> int:
     return round(seconds * fps) if seconds else 0
 
 
+def _start_of(container) -> float:
+    """Seconds before the first timestamp: outputs start at 0 (and audio moves with them)."""
+    start = container.start_time
+    return max(0.0, start / av.time_base) if start else 0.0
+
+
 class VideoFileReader:
     """Decodes a video file's first video stream in order, handing audio packets to a
     callback so they can be copied to the output as they come. `fps` is the rate to assume
@@ -77,8 +110,7 @@ class VideoFileReader:
         self.audio = audio[0] if audio else None
         self.fps = _fps_of(self.video, fps)
         self.expected = _expected_frames(self.container, self.video, self.fps)
-        start = self.container.start_time
-        self.start = max(0.0, start / av.time_base) if start else 0.0
+        self.start = _start_of(self.container)
         self.problem: Optional[str] = None
         self.count = 0
         self._last_time: Optional[float] = None
@@ -123,8 +155,8 @@ class VideoFileReader:
             elif packet.dts is not None and packet.size:   # skip the demuxer's flush packets
                 on_audio(packet)
 
-    def frames(self, on_audio: Optional[Callable] = None) -> Frames:
-        for packet in self._packets(on_audio):
+    def _decoded(self, packets):
+        for packet in packets:
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as e:
@@ -134,9 +166,38 @@ class VideoFileReader:
                 continue
             for frame in decoded:
                 self._last_time = frame.time
-                yield self._rgb(frame), frame.time, f"{self.count:06d}"
-                self.count += 1
+                yield frame
+
+    def frames(self, on_audio: Optional[Callable] = None, span: Optional[Span] = None) -> Frames:
+        """Every frame in order, or with `span` that stretch (audio is then not read)."""
+        if span is not None:
+            yield from self._span(span)
+            return
+        for frame in self._decoded(self._packets(on_audio)):
+            yield self._rgb(frame), frame.time, f"{self.count:06d}"
+            self.count += 1
         self._check_length()
+
+    def _span(self, span: Span) -> Frames:
+        try:
+            self.container.seek(span.seek, stream=self.video, backward=True, any_frame=False)
+        except av.error.FFmpegError as e:
+            raise InputError(f"cannot seek in '{self.path}' ({e.strerror or e}); re-encode it,"
+                             f" e.g. ffmpeg -i '{self.path}' fixed.mp4") from e
+        tail = span.tail
+        for frame in self._decoded(self._packets(None)):
+            pts = frame.pts
+            if pts is None or pts < span.warm:   # before the warm-up: decoded only
+                continue
+            name = None
+            if span.stop is not None and pts >= span.stop:
+                if tail <= 0:
+                    return
+                tail -= 1
+            elif pts >= span.first:
+                name = f"{span.index + self.count:06d}"
+                self.count += 1
+            yield self._rgb(frame), frame.time, name
 
     def _check_length(self) -> None:
         short = self.expected - self.count
@@ -149,6 +210,60 @@ class VideoFileReader:
         self.container.close()
 
     def __enter__(self) -> "VideoFileReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def index_video(path: str, fps: Optional[float] = None) -> VideoIndex:
+    """Timestamps and keyframes of a video file's frames, read from its packets: only the
+    container is parsed, nothing is decoded. A folder of frames: their positions, every
+    one a keyframe; `fps`: as for open_reader."""
+    if os.path.isdir(path):
+        rate = _rate(fps)
+        count = len(list_frame_files(path))
+        return VideoIndex(1 / rate, tuple(range(count)), tuple(range(count)), rate)
+    with VideoFileReader(path, fps) as reader:
+        stream = reader.video
+        pts, keys = [], set()
+        try:
+            for packet in reader.container.demux(stream):
+                if packet.pts is None or not packet.size:
+                    continue
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.add(packet.pts)
+        except av.error.FFmpegError:
+            pass   # a damaged tail: index what was readable, the run says where it stopped
+        order = sorted(set(pts))
+        keyframes = tuple(i for i, p in enumerate(order) if p in keys)
+        return VideoIndex(Fraction(stream.time_base), tuple(order), keyframes, reader.fps)
+
+
+class PacketReader:
+    """The encoded packets of a file's first video (or audio) stream, to copy them into
+    another file without decoding."""
+
+    def __init__(self, path: str, kind: str = "video"):
+        self.path = path
+        self.container = VideoFileReader._open(path)
+        streams = self.container.streams.video if kind == "video" else self.container.streams.audio
+        self.stream = streams[0] if streams else None
+        self.start = _start_of(self.container)
+
+    def packets(self):
+        if self.stream is None:
+            return
+        for packet in self.container.demux(self.stream):
+            if packet.dts is not None or packet.pts is not None:
+                if packet.size:              # not the demuxer's flush packet
+                    yield packet
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> "PacketReader":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -186,14 +301,27 @@ class FrameFolderReader:
         self.skipped: List[str] = []
         self.count = 0
 
-    def frames(self, on_audio: Optional[Callable] = None) -> Frames:
-        for path in self.files:
+    def frames(self, on_audio: Optional[Callable] = None, span: Optional[Span] = None) -> Frames:
+        """Every frame, or with `span` those it covers (a frame's position is its timestamp,
+        and its time position / fps, so chunks of a folder join like a video's)."""
+        end = len(self.files)
+        if span is not None and span.stop is not None:
+            end = min(end, span.stop + span.tail)
+        for i in range(span.warm if span is not None else 0, end):
+            path = self.files[i]
             try:
                 rgb = read_rgb(path)
             except InputError as e:     # one bad frame is skipped, not the whole sequence
                 self.skipped.append(str(e))
                 continue
-            yield rgb, None, os.path.splitext(os.path.basename(path))[0]
+            name = os.path.splitext(os.path.basename(path))[0]
+            if span is None:
+                yield rgb, None, name
+            else:
+                inside = span.first <= i and (span.stop is None or i < span.stop)
+                yield rgb, i / float(self.fps), name if inside else None
+                if not inside:
+                    continue
             self.count += 1
         if self.skipped:
             self.problem = (f"{len(self.skipped)} of {len(self.files)} frames could not be read,"

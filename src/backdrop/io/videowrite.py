@@ -91,7 +91,8 @@ class VideoFileSink(Closing):
     before the first frame wait for it."""
 
     def __init__(self, path: str, *, fps: float, width: int = 0, height: int = 0,
-                 alpha: bool = False, live: bool = False, audio=None, start: float = 0.0):
+                 alpha: bool = False, live: bool = False, audio=None, start: float = 0.0,
+                 copy_from=None):
         self.path = str(path)
         self.ext = os.path.splitext(self.path)[1].lower()
         if self.ext not in CONTAINERS:
@@ -110,6 +111,8 @@ class VideoFileSink(Closing):
         self._copy_audio = False
         self._pending: List = []
         self._next_pts = 0
+        self._last_dts: Optional[int] = None
+        self.pix_fmt: Optional[str] = None     # None while copying packets
         self.size: Optional[Tuple[int, int]] = None
         self._target = AtomicFile(self.path, suffix=".part" + self.ext)
         self.container = None
@@ -117,7 +120,9 @@ class VideoFileSink(Closing):
             muxer = CONTAINERS[self.ext][0]
             options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
             self.container = av.open(self._target.tmp, "w", format=muxer, options=options)
-            if width and height:   # a live sink: fail now, not at the first frame
+            if copy_from is not None:   # joining: packets of this stream are copied
+                self._open_copy(copy_from)
+            elif width and height:   # a live sink: fail now, not at the first frame
                 self._open_streams(even(width), even(height))
         except (OSError, av.error.FFmpegError) as e:
             self.abort()
@@ -141,6 +146,14 @@ class VideoFileSink(Closing):
         ctx.colorspace, ctx.color_primaries, ctx.color_trc = _MATRIX_BT601, _BT709, _BT709
         ctx.color_range = _LIMITED
         self.video, self.size, self.pix_fmt = stream, (width, height), pix_fmt
+        if self.audio_in is not None:
+            self._open_audio(self.audio_in)
+
+    def _open_copy(self, template) -> None:
+        self.video = self.container.add_stream_from_template(template)
+        if template.codec_tag:   # not copied; MOV would mark ProRes 4444 as HQ without it
+            self.video.codec_context.codec_tag = template.codec_tag
+        self.size, self.pix_fmt = (template.width, template.height), None
         if self.audio_in is not None:
             self._open_audio(self.audio_in)
 
@@ -227,6 +240,27 @@ class VideoFileSink(Closing):
                             f" space") from e
         self.frames += 1
 
+    def copy(self, packet) -> None:
+        """Mux an encoded packet of the `copy_from` stream's codec and settings (chunks of
+        one video, encoded alike), keeping its timestamps. They are fixed only where a
+        muxer needs it: Matroska reads back no dts for some frames, and AVI keeps no
+        timestamps, only the frames' order."""
+        if self.container is None:
+            raise SinkError(f"{self.name} was closed; open the sink again")
+        packet.stream = self.video
+        if CONTAINERS[self.ext][0] == "avi":
+            packet.dts = packet.pts = self.frames
+        elif packet.dts is None or (self._last_dts is not None and packet.dts < self._last_dts):
+            packet.dts = packet.pts if self._last_dts is None else self._last_dts
+        self._last_dts = packet.dts
+        try:
+            self.container.mux(packet)
+        except (OSError, av.error.FFmpegError) as e:
+            self.abort()
+            raise SinkError(f"writing video '{self.path}' failed ({e}); check free disk"
+                            f" space") from e
+        self.frames += 1
+
     # -- finishing -----------------------------------------------------------------------
     def close(self) -> None:
         """Flush the encoders and move the finished file onto the target; with no frames
@@ -236,7 +270,7 @@ class VideoFileSink(Closing):
             return
         try:
             try:
-                if self.frames:
+                if self.frames and self.pix_fmt is not None:   # not when copying
                     container.mux(self.video.encode(None))
                     if self.audio_out is not None and not self._copy_audio:
                         container.mux(self.audio_out.encode(None))

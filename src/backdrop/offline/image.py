@@ -1,4 +1,4 @@
-"""`backdrop image`, the library side: finding the inputs, planning every output before
+"""`backdrop image`, the library side: planning every output before
 anything is written (so a bad -o or an input about to be overwritten is refused up front),
 and processing one image per call in a worker that owns one Pipeline.
 
@@ -7,7 +7,6 @@ Nothing here prints; results come back as ImageResult values and the command rep
 
 from __future__ import annotations
 
-import glob
 import os
 import signal
 from dataclasses import dataclass, field
@@ -15,17 +14,14 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from backdrop.config import BackgroundSpec
 from backdrop.errors import BackdropError, ConfigError, InputError, SinkError
-from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS, is_image_path
+from backdrop.io.images import ALPHA_FORMATS, FORMAT_EXTENSION, WRITE_FORMATS
+from backdrop.offline.inputs import (CHECK_SUFFIX, SHEET_SUFFIX, SUFFIXES, ImageInput,  # noqa: F401
+                                     expand_inputs)
 from backdrop.offline.layout import NO_LAYOUT, Layout
 
 if TYPE_CHECKING:
     from backdrop.offline.idphoto import IdPhotoOptions
 
-# Default output names next to the input: photo.jpg -> photo.cutout.png, photo.mask.png, ...
-SUFFIXES = {"cutout": ".cutout", "composite": ".composite", "mask": ".mask", "idphoto": ".id"}
-CHECK_SUFFIX = ".check"
-SHEET_SUFFIX = ".sheet"     # the ID photo's print sheet, beside the photo
-_OUR_SUFFIXES = tuple(SUFFIXES.values()) + (CHECK_SUFFIX, SHEET_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -36,15 +32,10 @@ class ImageSettings:
     fmt: str             # png | webp | jpg
     shadow: bool = False
     check: bool = False
-    subject: str = "auto"     # auto | person | any (see engine/subject.py)
+    subject: str = "auto"     # auto | person | any (see engine/subject.py) | window
     layout: Layout = NO_LAYOUT   # canvas, margins, overlay (see offline/layout.py)
     id_photo: Optional["IdPhotoOptions"] = None    # kind "idphoto" (offline/idphoto.py)
-
-
-@dataclass(frozen=True)
-class ImageInput:
-    path: str
-    relative: str        # where it sits under the folder it was found in; its name otherwise
+    keep_shadow: bool = False  # window only: keep its own drop shadow (offline/screenshot.py)
 
 
 @dataclass(frozen=True)
@@ -64,71 +55,6 @@ class ImageResult:
     input_error: bool = False    # the input itself is bad (as opposed to writing failed)
     fatal: bool = False          # nothing can work (the worker could not start): stop the batch
     exit_code: int = 1           # with fatal: the exit code of the error that stopped it
-
-
-# ----------------------------------------------------------------------------- inputs
-
-def _ours(name: str) -> bool:
-    """Outputs of an earlier run (photo.cutout.png) and hidden temp files are not inputs."""
-    stem = os.path.splitext(name)[0]
-    return name.startswith(".") or stem.endswith(_OUR_SUFFIXES)
-
-
-def _scan_folder(folder: str, recursive: bool) -> List[ImageInput]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for name in sorted(files):
-            if is_image_path(name) and not _ours(name):
-                path = os.path.normpath(os.path.join(root, name))
-                found.append(ImageInput(path, os.path.relpath(path, folder)))
-    return found
-
-
-def _expand_url(arg: str, recursive: bool) -> List[ImageInput]:
-    from backdrop.io import remote
-
-    if not remote.is_folder(arg):
-        return [ImageInput(arg, arg.rstrip("/").rsplit("/", 1)[-1])]
-    found = [ImageInput(url, relative) for url, relative in remote.list_files(arg, recursive)
-             if is_image_path(url) and not _ours(os.path.basename(url))]
-    if not found:
-        raise InputError(f"folder '{arg}' holds no JPEG, PNG, WebP, BMP or TIFF images")
-    return found
-
-
-def _expand_one(arg: str, recursive: bool) -> List[ImageInput]:
-    if "://" in arg:      # s3://bucket/shoot/ and the like, through fsspec
-        return _expand_url(arg, recursive)
-    if os.path.isdir(arg):
-        found = _scan_folder(arg, recursive)
-        if not found:
-            more = "" if recursive else " (use -r to look in its subfolders)"
-            raise InputError(f"folder '{arg}' holds no JPEG, PNG, WebP, BMP or TIFF images{more}")
-        return found
-    if os.path.exists(arg):
-        return [ImageInput(arg, os.path.basename(arg))]
-    if glob.has_magic(arg):     # quoted patterns, and shells that do not expand them
-        matches = sorted(glob.glob(arg, recursive=recursive))
-        files = [m for m in matches
-                 if os.path.isfile(m) and is_image_path(m) and not _ours(os.path.basename(m))]
-        if not files:
-            raise InputError(f"pattern '{arg}' matches no images")
-        return [ImageInput(m, os.path.basename(m)) for m in files]
-    raise InputError(f"'{arg}': no such file or folder")
-
-
-def expand_inputs(args: Sequence[str], recursive: bool = False) -> List[ImageInput]:
-    """Files, folders (recursively with `recursive`) and glob patterns -> image inputs, in
-    the order given, each once."""
-    seen, inputs = set(), []
-    for arg in args:
-        for item in _expand_one(arg, recursive):
-            key = os.path.realpath(item.path)
-            if key not in seen:
-                seen.add(key)
-                inputs.append(item)
-    return inputs
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -257,9 +183,19 @@ class ImageWorker:
         # layout or an ID photo composites onto its own canvas, so neither does the pipeline.
         placed = settings.kind in ("mask", "idphoto") or settings.layout.places
         spec = BackgroundSpec("transparent") if placed else settings.background
-        self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
-                                                        subject=settings.subject),
-                                 matting=True, threads=threads)
+        self.pipeline = self.screenshot = None
+        if settings.subject == "window":     # geometry, no model: offline/screenshot.py
+            from backdrop.offline.screenshot import ScreenshotRenderer
+
+            # On a layout the canvas composites and shadows the cut-out, as for any subject.
+            placed = settings.layout.places
+            self.screenshot = ScreenshotRenderer(
+                kind="cutout" if placed else settings.kind, background=settings.background,
+                keep_shadow=settings.keep_shadow, shadow=settings.shadow and not placed)
+        else:
+            self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
+                                                            subject=settings.subject),
+                                     matting=True, threads=threads)
         self.canvas = None
         if settings.layout.active:
             from backdrop.offline.canvas import Canvas
@@ -302,6 +238,9 @@ class ImageWorker:
 
         if self.settings.id_photo is not None:
             return self._id_photo(frame)
+        if self.screenshot is not None:
+            image, layer, warnings = self.screenshot.render(frame)
+            return self._place(image, layer, warnings)
         self.pipeline.reset()           # independent photos: no temporal smoothing across them
         processed = self.pipeline.process(frame)
         alpha = processed.alpha.copy()
@@ -315,17 +254,21 @@ class ImageWorker:
         layer = (cutout.rgba(colour, alpha) if shadow is None
                  else cutout.rgba_with_shadow(colour, alpha, shadow))
         kind = self.settings.kind
-        if placed:
-            image, notes = self.canvas.render(layer, kind)
-            warnings += notes
+        if placed or kind == "cutout":
+            image = layer
         elif kind == "mask":
             image = alpha
-        elif kind == "cutout":
-            image = layer
         elif shadow is not None:
             image = cutout.composite_with_shadow(frame, alpha, processed.image, shadow)
         else:
             image = np.array(processed.image, copy=True)
+        return self._place(image, layer, warnings)
+
+    def _place(self, image, layer, warnings: List[str]) -> "Rendered":
+        """The layout's canvas and overlay, when one was asked for."""
+        if self.settings.layout.places:
+            image, notes = self.canvas.render(layer, self.settings.kind)
+            warnings = warnings + notes
         if self.canvas is not None:
             image = self.canvas.add_overlay(image)
         return Rendered(image, layer, warnings)
@@ -350,10 +293,10 @@ class ImageWorker:
         return Rendered(photo, cutout.rgba(colour, alpha), idphoto.tilt_warnings(marks), sheet)
 
     def close(self) -> None:
-        self.pipeline.close()
-        faces, self._faces = self._faces, None
-        if faces is not None:
-            faces.close()
+        for part in (self.pipeline, self.screenshot, self._faces):
+            if part is not None:
+                part.close()
+        self._faces = None
 
 
 _worker: Optional[ImageWorker] = None

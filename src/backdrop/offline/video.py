@@ -104,12 +104,16 @@ def _render(frame, kind: str) -> np.ndarray:
     return frame.image.copy()
 
 
-def _open_sink(plan: VideoPlan, reader, stack: contextlib.ExitStack):
+def open_output(plan: VideoPlan, reader, stack: contextlib.ExitStack, path: str = "",
+               audio: bool = True):
+    """The output's sink; `path`: write the video there instead (a chunk's own file), and
+    `audio`: carry the input's audio (chunks leave it to the join)."""
     from backdrop.io.videowrite import FrameFolderSink, VideoFileSink
 
     if plan.to_folder:
         return stack.enter_context(FrameFolderSink(plan.output))
-    parent = os.path.dirname(os.path.abspath(plan.output))
+    path = path or plan.output
+    parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as e:
@@ -117,8 +121,50 @@ def _open_sink(plan: VideoPlan, reader, stack: contextlib.ExitStack):
     # The sink writes a temp file beside the output and renames it into place when the
     # stack closes cleanly; on any error (Ctrl-C included) it deletes it instead.
     return stack.enter_context(VideoFileSink(
-        plan.output, fps=reader.fps, alpha=plan.kind == "alpha",
-        audio=reader.audio, start=reader.start))
+        path, fps=reader.fps, alpha=plan.kind == "alpha",
+        audio=reader.audio if audio else None, start=reader.start))
+
+
+def open_pipeline(plan: VideoPlan, quality: str, subject: str, fps: float, threads: int = 2):
+    from backdrop.engine.pipeline import Pipeline
+
+    engine_spec = BackgroundSpec("transparent") if plan.kind == "mask" else plan.background
+    return Pipeline(PipelineConfig.preset(quality, background=engine_spec, subject=subject),
+                    fps=float(fps), foreground=plan.kind != "mask", threads=threads)
+
+
+def stream_frames(pipeline, produce: Callable, sink, kind: str,
+                  on_frame: Callable[[], None], *, audio: bool = True) -> None:
+    """Runs the frames of `produce(on_audio)` ((rgb, seconds, name) in order) through the
+    pipeline into the sink. A frame named None goes through the pipeline (its state and
+    look-ahead) but is not written: a chunk's warm-up and tail."""
+    from backdrop.offline.stages import Prefetch, WriterThread
+
+    with contextlib.ExitStack() as stack:
+        # Reading, the pipeline and writing overlap on three threads (see stages.py); the
+        # reader's audio packets travel with the frames, so the writer muxes them in order.
+        frames = stack.enter_context(Prefetch(
+            lambda put: produce((lambda packet: put(("audio", packet))) if audio else None)))
+        writer = stack.enter_context(WriterThread(
+            lambda what, value: sink.audio(value) if what == "audio" else sink.write(*value)))
+        meta: collections.deque = collections.deque()
+
+        def video_frames():
+            for what, value in frames:
+                if what == "audio":        # may go a frame early: the muxer orders by time
+                    writer.submit("audio", value)
+                    continue
+                rgb, seconds, name = value
+                meta.append((seconds, name))
+                yield rgb
+
+        # the whole file is there: smoothing may also look at the next frame
+        for result in pipeline.process_sequence(video_frames()):
+            seconds, name = meta.popleft()
+            if name is not None:
+                writer.submit("video", (_render(result, kind), seconds, name))
+                on_frame()
+        writer.finish()
 
 
 def _audio_outcome(sink, reader) -> str:
@@ -131,42 +177,15 @@ def run_video(plan: VideoPlan, quality: str, *, subject: str = "auto",
               on_start: Callable[[int], None] = lambda total: None,
               on_frame: Callable[[], None] = lambda: None) -> VideoOutcome:
     """Process every readable frame. Raises InputError when not one frame could be read."""
-    from backdrop.engine.pipeline import Pipeline
-    from backdrop.offline.stages import Prefetch, WriterThread
     from backdrop.io.video import nothing_decoded, open_reader
 
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_reader(plan.source, plan.fps))
-        engine_spec = BackgroundSpec("transparent") if plan.kind == "mask" else plan.background
-        pipeline = stack.enter_context(Pipeline(
-            PipelineConfig.preset(quality, background=engine_spec, subject=subject),
-            fps=float(reader.fps), foreground=plan.kind != "mask"))
-        sink = _open_sink(plan, reader, stack)
+        pipeline = stack.enter_context(open_pipeline(plan, quality, subject, reader.fps))
+        sink = open_output(plan, reader, stack)
         on_start(reader.expected)
-        # Reading, the pipeline and writing overlap on three threads (see stages.py); the
-        # reader's audio packets travel with the frames, so the writer muxes them in order.
-        frames = stack.enter_context(Prefetch(
-            lambda put: reader.frames(on_audio=lambda packet: put(("audio", packet)))))
-        writer = stack.enter_context(WriterThread(
-            lambda kind, value: sink.audio(value) if kind == "audio" else sink.write(*value)))
-        meta: collections.deque = collections.deque()
-
-        def video_frames():
-            for kind, value in frames:
-                if kind == "audio":        # may go a frame early: the muxer orders by time
-                    writer.submit("audio", value)
-                    continue
-                rgb, seconds, name = value
-                meta.append((seconds, name))
-                yield rgb
-
-        # the whole file is there: smoothing may also look at the next frame
-        for result in pipeline.process_sequence(video_frames()):
-            seconds, name = meta.popleft()
-            writer.submit("video", (_render(result, plan.kind), seconds, name))
-            on_frame()
-        writer.finish()
+        stream_frames(pipeline, reader.frames, sink, plan.kind, on_frame)
         if reader.count == 0:
             raise nothing_decoded(reader)
         audio = _audio_outcome(sink, reader)
