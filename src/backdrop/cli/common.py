@@ -31,6 +31,24 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def cluster_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", type=_cluster_address, metavar="ADDRESS",
+                        help="run on a Ray cluster: local (a Ray runtime on this machine), auto"
+                        " (the one `ray start` or RAY_ADDRESS set up) or ray://HOST:PORT; needs"
+                        " pip install 'backdrop[cluster]', and files every node sees (shared"
+                        " paths, or URLs such as s3://... with fsspec)")
+
+
+def _cluster_address(text: str) -> str:
+    from backdrop.errors import ConfigError
+    from backdrop.offline.cluster import parse_address
+
+    try:
+        return parse_address(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--cluster ")) from None
+
+
 def subject_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subject", choices=IMAGE_SUBJECTS, default="auto",
                         help="what to cut out: auto (default: decided per photo, and per shot"

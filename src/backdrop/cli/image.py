@@ -8,8 +8,8 @@ import contextlib
 import logging
 import time
 
-from backdrop.cli.common import (positive_int, progress_bar, quiet_engine, reporting,
-                                 subject_argument)
+from backdrop.cli.common import (cluster_argument, positive_int, progress_bar, quiet_engine,
+                                 reporting, subject_argument)
 from backdrop.config import QUALITIES
 from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError
 
@@ -38,6 +38,7 @@ examples:
   backdrop image photo.jpg
   backdrop image shoot/ -r -o cutouts/ --check
   backdrop image 'shots/*.jpg' --background white -o white/ --format webp
+  backdrop image /shared/shoot/ -o /shared/cutouts/ --cluster auto --skip-existing
 
 ready-to-use layouts (the subject's box lands on the margins to +-1 px):
   backdrop image cup.jpg --canvas 1000x1000 --background white --align bottom --shadow -o cup.jpg
@@ -93,7 +94,12 @@ def add_parser(sub) -> None:
                    help="with --id-photo: also a print sheet of that paper size (4x6in,"
                    " 10x15cm), as many copies as fit, with cut marks")
     p.add_argument("--jobs", type=positive_int, metavar="N",
-                   help="worker processes for batches (default: one per core)")
+                   help="worker processes for batches (default: one per core, of the"
+                   " cluster with --cluster)")
+    cluster_argument(p)
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave inputs whose outputs are already there (files appear complete"
+                   " or not at all), so a stopped batch run again finishes the rest")
     layout_arguments(p)
 
 
@@ -200,18 +206,30 @@ def _run_images(args: argparse.Namespace) -> int:
 
     from backdrop.offline import batch
 
+    if args.cluster:
+        from backdrop.offline.cluster import import_ray
+
+        import_ray()    # before any work: without Ray, one line that says how to get it
     settings, tasks = _plan_images(args)
-    quiet_engine()
     single = len(tasks) == 1
+    skipped = 0
+    if args.skip_existing:
+        tasks, done = batch.pending(tasks)
+        skipped = len(done)
+        for task in done:
+            logger.log(logging.INFO if single else logging.DEBUG,
+                       f"backdrop: skipped {task.source}: {task.output} is already there")
+        if not tasks and single:
+            return EXIT_OK
+    quiet_engine()
     jobs = batch.jobs(args.jobs, len(tasks))
     logger.debug(f"{len(tasks)} image(s), quality {settings.quality}, {settings.kind}"
-                 f" as {settings.fmt}, {jobs} process(es)")
+                 f" as {settings.fmt}, {args.cluster or f'{jobs} process(es)'}")
     written = failed = 0
     last_error = None
     started = time.monotonic()
     bar = None if single else progress_bar(len(tasks), "img")
-    results = (batch.local_results(tasks, settings) if single or jobs == 1
-               else batch.pool_results(tasks, settings, jobs))
+    results, stats = _results(args, tasks, settings, single, jobs)
     try:
         for result in results:
             if result.fatal:
@@ -235,10 +253,33 @@ def _run_images(args: argparse.Namespace) -> int:
             bar.close()
         with contextlib.suppress(Exception):
             results.close()
+    if stats is not None and stats.retried:
+        logger.warning(f"backdrop: {stats.lost_workers} Ray worker(s) lost; their"
+                       f" {stats.retried} image(s) were redone on the others")
     if single:
         return EXIT_OK if not failed else (InputError.exit_code if last_error.input_error
                                             else EXIT_FAILED)
     took = time.monotonic() - started
-    logger.info(f"backdrop: {written} written, {failed} failed in {took:.1f} s"
+    skipped_note = f" {skipped} skipped (already there)," if args.skip_existing else ""
+    logger.info(f"backdrop: {written} written,{skipped_note} {failed} failed in {took:.1f} s"
                 f" ({(written + failed) / max(took, 1e-9):.1f} images/s)")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _results(args: argparse.Namespace, tasks, settings, single: bool, jobs: int):
+    """The ImageResults as they finish, from this process, a process pool or a Ray
+    cluster (and the cluster's own counts)."""
+    from backdrop.offline import batch
+
+    if not tasks:
+        return iter(()), None
+    if args.cluster:
+        from backdrop.engine.segment import native_stderr_hidden
+        from backdrop.offline.cluster import ClusterStats, cluster_results
+
+        stats = ClusterStats()
+        return cluster_results(tasks, settings, address=args.cluster, jobs=args.jobs,
+                               stats=stats, hide_native=native_stderr_hidden()), stats
+    if single or jobs == 1:
+        return batch.local_results(tasks, settings), None
+    return batch.pool_results(tasks, settings, jobs), None

@@ -8,8 +8,8 @@ import contextlib
 import logging
 import signal
 
-from backdrop.cli.common import (positive_float, positive_int, progress_bar, quiet_engine,
-                                 reporting, subject_argument)
+from backdrop.cli.common import (cluster_argument, positive_float, positive_int, progress_bar,
+                                 quiet_engine, reporting, subject_argument)
 from backdrop.config import QUALITIES
 from backdrop.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError
 
@@ -65,6 +65,7 @@ def add_parser(sub) -> None:
                    " below)")
     v.add_argument("--chunk-seconds", type=positive_float, metavar="S",
                    help="length of those chunks (default: the video's length / jobs, 10 to 30)")
+    cluster_argument(v)
 
 
 @contextlib.contextmanager
@@ -93,6 +94,11 @@ def _run(plan, args: argparse.Namespace, on_start, on_frame):
     from backdrop.offline.chunkpool import default_jobs, local_plan, run_local
     from backdrop.offline.video import run_video
 
+    if args.cluster:      # the whole video as one task on a node with a free core
+        from backdrop.offline.cluster_video import run_video_on_cluster
+
+        return run_video_on_cluster(plan, args.quality, subject=args.subject,
+                                    address=args.cluster, on_start=on_start, on_frame=on_frame)
     jobs = default_jobs(args.jobs)
     chunked = local_plan(plan, jobs, args.chunk_seconds)
     if chunked is None:
@@ -110,6 +116,13 @@ def _run_video(args: argparse.Namespace) -> int:
     if args.subject == "window":
         raise ConfigError("--subject window cuts an app window out of a still screenshot"
                           " (backdrop image); for a screen recording use --subject any")
+    if args.cluster:
+        from backdrop.offline.cluster import import_ray
+
+        if args.jobs or args.chunk_seconds:
+            raise ConfigError("--cluster runs a video as one task; its chunks (--jobs,"
+                              " --chunk-seconds) run on this machine only for now: drop one")
+        import_ray()    # before any work: without Ray, one line that says how to get it
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     quiet_engine()
     logger.debug(f"{plan.source} -> {plan.output} ({plan.kind}, background {plan.background}),"

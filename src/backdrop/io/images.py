@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from backdrop.errors import InputError, SinkError
+from backdrop.io import remote
 
 READ_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # Output formats by extension. JPEG is kept for opaque results; it has no alpha channel.
@@ -38,6 +39,8 @@ def is_image_path(path: str) -> bool:
 
 
 def _decode(path: str, flags: int) -> np.ndarray:
+    if remote.is_url(path):
+        return _decode_bytes(remote.read_bytes(path), path, flags)
     if not os.path.exists(path):
         raise InputError(f"'{path}': no such file")
     if os.path.isdir(path):
@@ -114,6 +117,14 @@ def jpeg_quality(path: str) -> Optional[int]:
     scale = 100.0 * float(table.astype(np.float64).sum()) / sum(_IJG_LUMA)
     quality = (200.0 - scale) / 2.0 if scale <= 100 else 5000.0 / scale
     return int(min(100, max(1, round(quality))))
+
+
+def _decode_bytes(data: bytes, url: str, flags: int) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    if image is None or image.size == 0:
+        raise InputError(f"'{url}' is not an image OpenCV can decode (damaged or another"
+                         f" kind of file); {_READ_HINT}")
+    return image
 
 
 def encode(image: np.ndarray, fmt: str) -> bytes:
@@ -195,7 +206,10 @@ def atomic_path(path: str, suffix: str = ".part") -> Iterator[str]:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Write bytes to `path` through a temp file and a rename."""
+    """Write bytes to `path` through a temp file and a rename (a URL: through fsspec)."""
+    if remote.is_url(path):
+        remote.write_bytes(path, data)
+        return
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from backdrop.errors import BackdropError
 
@@ -18,6 +18,25 @@ def jobs(requested: Optional[int], count: int) -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return max(1, min(requested or cores, count))
+
+
+def outputs_of(task) -> List[str]:
+    """Every file a task writes: the output, and its check sheet and print sheet if asked."""
+    return [task.output] + [path for path in (task.check, task.sheet) if path]
+
+
+def pending(tasks) -> Tuple[List, List]:
+    """(tasks still to do, tasks already done). Outputs are renamed into place whole, so
+    one that exists is complete; a task is done when all its files exist."""
+    from backdrop.io import remote
+
+    def there(path: str) -> bool:
+        return remote.exists(path) if remote.is_url(path) else os.path.exists(path)
+
+    todo, done = [], []
+    for task in tasks:
+        (done if all(map(there, outputs_of(task))) else todo).append(task)
+    return todo, done
 
 
 def local_results(tasks, settings) -> Iterator:

@@ -145,7 +145,9 @@ def plan_outputs(inputs: Sequence[ImageInput], out: Optional[str], to_folder: bo
 
 def make_folders(tasks: Sequence[ImageTask]) -> None:
     """Create the output folders (and mirrored subfolders) before any worker writes."""
-    for folder in sorted({os.path.dirname(os.path.abspath(t.output)) for t in tasks}):
+    # URLs: object stores have no folders to make (fsspec makes them where a backend has)
+    for folder in sorted({os.path.dirname(os.path.abspath(t.output)) for t in tasks
+                          if "://" not in t.output}):
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as e:

@@ -42,7 +42,21 @@ def _scan_folder(folder: str, recursive: bool) -> List[ImageInput]:
     return found
 
 
+def _expand_url(arg: str, recursive: bool) -> List[ImageInput]:
+    from backdrop.io import remote
+
+    if not remote.is_folder(arg):
+        return [ImageInput(arg, arg.rstrip("/").rsplit("/", 1)[-1])]
+    found = [ImageInput(url, relative) for url, relative in remote.list_files(arg, recursive)
+             if is_image_path(url) and not _ours(os.path.basename(url))]
+    if not found:
+        raise InputError(f"folder '{arg}' holds no JPEG, PNG, WebP, BMP or TIFF images")
+    return found
+
+
 def _expand_one(arg: str, recursive: bool) -> List[ImageInput]:
+    if "://" in arg:      # s3://bucket/shoot/ and the like, through fsspec
+        return _expand_url(arg, recursive)
     if os.path.isdir(arg):
         found = _scan_folder(arg, recursive)
         if not found:

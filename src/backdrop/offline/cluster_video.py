@@ -1,0 +1,145 @@
+"""`backdrop video --cluster`: the video as one Ray task on whichever node has a free core,
+the same run_video as on this machine (so the same bytes), with the count of frames done
+streaming back for the progress bar. A task whose node dies is run again by Ray; the video
+is written through a temp file and a rename, so a retry never leaves half a file.
+
+Nothing here prints: progress goes to the caller's callbacks, as with run_video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import queue
+import threading
+import time
+from dataclasses import replace
+from typing import Callable, Iterator
+
+from backdrop.errors import BackdropError
+from backdrop.offline.cluster import absolute_background, connected
+from backdrop.offline.video import VideoOutcome, VideoPlan
+
+PROGRESS_EVERY_S = 0.5
+RETRIES = 2
+
+
+def run_video_on_cluster(plan: VideoPlan, quality: str, *, subject: str, address: str,
+                         on_start: Callable[[int], None] = lambda total: None,
+                         on_frame: Callable[[], None] = lambda: None) -> VideoOutcome:
+    with connected(address, None) as ray:
+        task = ray.remote(num_cpus=1, max_retries=RETRIES, num_returns="streaming")(_video_task)
+        stream = task.remote(_absolute(plan), quality, subject)
+        starts, outcome = 0, None
+        try:
+            for ref in stream:
+                kind, value = _get(ray, ref)
+                starts += kind == "start"
+                if kind == "start" and starts == 1:   # once, even when Ray ran it again
+                    on_start(value)
+                elif kind == "frames":
+                    for _ in range(value):
+                        on_frame()
+                elif kind == "done":
+                    outcome = value
+        except KeyboardInterrupt:
+            # The task gets a KeyboardInterrupt too and run_video removes its temp file.
+            with contextlib.suppress(Exception):
+                ray.cancel(stream)
+                ray.wait([stream], timeout=30.0)
+            raise
+        if outcome is None:
+            raise BackdropError(f"the Ray task for {plan.source} ended without a result")
+        if starts > 1:     # a run that died (its node lost) may have left its temp file
+            _sweep_temp_files(_absolute(plan))
+        return outcome
+
+
+def _sweep_temp_files(plan: VideoPlan) -> None:
+    """The hidden temp files an atomic write leaves when its process is killed: beside the
+    video (.talk.mp4.XXXX.part.mp4), or among the frames (.000012.png.XXXX.part)."""
+    if "://" in plan.output:
+        return
+    if plan.to_folder:
+        pattern = os.path.join(glob.escape(plan.output), ".*.part")
+    else:
+        folder, name = os.path.split(plan.output)
+        pattern = os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.part*")
+    for path in glob.glob(pattern):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _get(ray, ref):
+    """The library's own error (a missing input, a bad output) as itself, not wrapped in
+    Ray's traceback, so the command says one line as without --cluster."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, BackdropError):
+            raise e.cause from None
+        raise BackdropError(f"the Ray task failed: {e.cause or e}") from e
+
+
+def _absolute(plan: VideoPlan) -> VideoPlan:
+    """Tasks run in other folders (and on other machines): they get absolute paths. The
+    decisions made from the paths as given (folder or file, the kind) are kept."""
+    output = os.path.abspath(plan.output) + (os.sep if plan.to_folder else "")
+    return replace(plan, source=os.path.abspath(plan.source), output=output,
+                   background=absolute_background(plan.background))
+
+
+def _video_task(plan: VideoPlan, quality: str, subject: str) -> Iterator:
+    """Runs on a node: run_video on a thread of its own, while this generator hands Ray
+    ("start", total), ("frames", n) every half second, and ("done", outcome)."""
+    from backdrop.engine.segment import hide_native_stderr, setup_native_libraries
+    from backdrop.offline.image import quiet_warnings
+    from backdrop.offline.video import run_video
+
+    hide_native_stderr()
+    setup_native_libraries()
+    quiet_warnings()
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def on_frame() -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt     # inside run_video: its clean-up removes the temp file
+        events.put(("frame", 1))
+
+    def work() -> None:
+        try:
+            events.put(("done", run_video(plan, quality, subject=subject,
+                                          on_start=lambda total: events.put(("start", total)),
+                                          on_frame=on_frame)))
+        except BaseException as e:     # raised again on the task's own thread below
+            events.put(("error", e))
+
+    thread = threading.Thread(target=work, name="backdrop-video", daemon=True)
+    thread.start()
+    try:
+        yield from _progress(events)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _progress(events: queue.Queue) -> Iterator:
+    frames, last = 0, time.monotonic()
+    while True:
+        try:
+            kind, value = events.get(timeout=PROGRESS_EVERY_S)
+        except queue.Empty:
+            kind, value = "tick", None
+        frames += kind == "frame"
+        if frames and (kind != "frame" or time.monotonic() - last >= PROGRESS_EVERY_S):
+            yield ("frames", frames)
+            frames, last = 0, time.monotonic()
+        if kind == "start":
+            yield ("start", value)
+        elif kind == "error":
+            raise value
+        elif kind == "done":
+            yield ("done", value)
+            return
