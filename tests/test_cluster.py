@@ -383,6 +383,30 @@ def test_a_long_video_runs_in_chunks_as_tasks_like_jobs_2(cluster, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@needs_ray
+def test_an_interrupted_chunked_video_leaves_no_chunks(cluster, tmp_path):
+    """Ctrl-C once the first chunk is written (of 8): the running tasks are cancelled and the
+    chunks' folder removed; no video, nothing hidden left."""
+    from backdrop.errors import EXIT_INTERRUPTED
+    from test_chunks import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=300, audio=False)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "backdrop", "video", str(clip), "-o", str(out),
+                             "--quality", "fast", "--subject", "person", "--chunk-seconds", "1",
+                             "--cluster", "auto"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(_env(), RAY_ADDRESS=cluster.address))
+    first = tmp_path / ".out.mp4.chunks" / "chunk-00000.mp4"
+    deadline = time.monotonic() + 300
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "8 chunks on 2 cluster CPUs" in err and "no video was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 def _masks(path: Path) -> list:
     import av
 
