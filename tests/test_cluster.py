@@ -358,6 +358,63 @@ def test_a_video_runs_as_one_task_with_the_same_bytes(cluster, tmp_path):
 
 
 @needs_ray
+def test_a_long_video_runs_in_chunks_as_tasks_like_jobs_2(cluster, tmp_path):
+    """4 chunks (5 s, --chunk-seconds 1) as Ray tasks on the two nodes, joined here, against
+    the same chunks on two local processes: the same frames, timestamps and masks."""
+    from test_chunks import FRAMES, decode, make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4")
+    env = dict(_env(), RAY_ADDRESS=cluster.address)
+    runs = {}
+    for name, extra in (("local", ["--jobs", "2"]), ("ray", ["--cluster", "auto"])):
+        out = tmp_path / f"{name}.mp4"
+        proc = subprocess.run([sys.executable, "-m", "backdrop", "video", str(clip), "-o", str(out),
+                               "--mask", "--quality", "fast", "--subject", "person",
+                               "--chunk-seconds", "1", *extra], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert f"{FRAMES} frames" in proc.stderr
+        runs[name] = out
+    assert "4 chunks on 2 cluster CPUs" in proc.stderr
+    local, ray = decode(runs["local"]), decode(runs["ray"])
+    assert len(ray["pts"]) == FRAMES and ray["errors"] == []
+    assert ray["pts"] == local["pts"] and ray["audio"] == local["audio"]
+    assert _masks(runs["ray"]) == _masks(runs["local"])
+    assert runs["ray"].read_bytes() == runs["local"].read_bytes()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@needs_ray
+def test_an_interrupted_chunked_video_leaves_no_chunks(cluster, tmp_path):
+    """Ctrl-C once the first chunk is written (of 8): the running tasks are cancelled and the
+    chunks' folder removed; no video, nothing hidden left."""
+    from backdrop.errors import EXIT_INTERRUPTED
+    from test_chunks import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=300, audio=False)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "backdrop", "video", str(clip), "-o", str(out),
+                             "--quality", "fast", "--subject", "person", "--chunk-seconds", "1",
+                             "--cluster", "auto"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(_env(), RAY_ADDRESS=cluster.address))
+    first = tmp_path / ".out.mp4.chunks" / "chunk-00000.mp4"
+    deadline = time.monotonic() + 300
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "8 chunks on 2 cluster CPUs" in err and "no video was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def _masks(path: Path) -> list:
+    import av
+
+    with av.open(str(path)) as c:
+        return [frame.to_ndarray(format="gray").tobytes() for frame in c.decode(video=0)]
+
+
+@needs_ray
 def test_losing_a_node_mid_batch_loses_nothing(cluster, shots, tmp_path):
     """Runs last: the worker node stays dead."""
     out = tmp_path / "out"
@@ -492,9 +549,3 @@ def test_workers_that_cannot_start_end_the_run_with_their_reason(monkeypatch):
 
     with pytest.raises(BackdropError, match="No module named 'backdrop'"):
         _fake_run(monkeypatch, {}, start_error="ModuleNotFoundError: No module named 'backdrop'")
-
-
-def test_video_chunks_are_not_spread_over_a_cluster_yet(tmp_path, capsys):
-    assert main(["video", str(tmp_path / "talk.mp4"), "-o", str(tmp_path / "out.mp4"),
-                 "--cluster", "local", "--jobs", "2"]) == 2
-    assert "--cluster runs a video as one task" in capsys.readouterr().err

@@ -29,6 +29,8 @@ container needs it). With --jobs N (default 1), a video of at least 20 s runs in
 processes: chunks of its length / jobs (10 to 30 s, or --chunk-seconds) that start on its
 keyframes, each warmed up on the frames before it so the smoothing carries on across the
 seams, joined without a second encode (a video --background always runs in one process).
+With --cluster the chunks are Ray tasks, one CPU each (jobs: the cluster's CPUs, or --jobs),
+joined on this machine; a shorter video is one task.
 Each chunk finds the crop around a person afresh, so its masks can differ a little from a
 one-process run's.
 Ctrl-C leaves no partial video. A damaged input is processed as far as
@@ -94,11 +96,15 @@ def _run(plan, args: argparse.Namespace, on_start, on_frame):
     from backdrop.offline.chunkpool import default_jobs, local_plan, run_local
     from backdrop.offline.video import run_video
 
-    if args.cluster:      # the whole video as one task on a node with a free core
-        from backdrop.offline.cluster_video import run_video_on_cluster
+    if args.cluster:      # chunks as tasks when long, else the video as one task
+        from backdrop.offline.cluster_chunks import run_on_cluster
 
-        return run_video_on_cluster(plan, args.quality, subject=args.subject,
-                                    address=args.cluster, on_start=on_start, on_frame=on_frame)
+        def on_chunks(chunks: int, jobs: int) -> None:
+            logger.info(f"backdrop: {chunks} chunks on {jobs} cluster CPUs")
+
+        return run_on_cluster(plan, args.quality, subject=args.subject, address=args.cluster,
+                              jobs=args.jobs, chunk_seconds=args.chunk_seconds,
+                              on_chunks=on_chunks, on_start=on_start, on_frame=on_frame)
     jobs = default_jobs(args.jobs)
     chunked = local_plan(plan, jobs, args.chunk_seconds)
     if chunked is None:
@@ -119,9 +125,6 @@ def _run_video(args: argparse.Namespace) -> int:
     if args.cluster:
         from backdrop.offline.cluster import import_ray
 
-        if args.jobs or args.chunk_seconds:
-            raise ConfigError("--cluster runs a video as one task; its chunks (--jobs,"
-                              " --chunk-seconds) run on this machine only for now: drop one")
         import_ray()    # before any work: without Ray, one line that says how to get it
     plan = plan_video(args.input, args.output, args.background, args.mask, args.fps)
     quiet_engine()
