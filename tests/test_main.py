@@ -113,3 +113,13 @@ def test_a_batch_worker_that_cannot_start_exits_with_its_errors_own_code(monkeyp
     error = fatal_error(result)
     assert isinstance(error, errors.BackdropError) and error.exit_code == 7
     assert str(error) == "model x not found; reinstall backdrop"
+
+
+@pytest.mark.parametrize("flag,value", [("--fps", "0"), ("--fps", "-30"), ("--fps", "nan"),
+                                        ("--chunk-seconds", "-5"), ("--chunk-seconds", "abc")])
+def test_video_numbers_must_be_above_zero(flag, value, capsys):
+    """A frame rate or chunk length of 0 or less is a usage error before any file is opened."""
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["video", "in.mp4", "-o", "out.mp4", flag, value])
+    assert stop.value.code == 2
+    assert f"expected a number above 0, got '{value}'" in capsys.readouterr().err

@@ -26,9 +26,12 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        value = 0.0
+    if not 0 < value < float("inf"):      # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
 
 
 def cluster_argument(parser: argparse.ArgumentParser) -> None:
