@@ -250,3 +250,15 @@ def test_overlay_sizes_cover_corner_and_shrink():
     half[..., 3] = 128
     out = overlay_onto(clear, half)
     assert (out[..., 3] == 128).all() and (out[..., 0] == 255).all()
+
+
+def test_a_subject_cut_by_the_photo_edge_is_named_on_a_canvas(tmp_path, capsys):
+    """The cat's head runs off the top of its photo: on a square that is a straight cut
+    through the fur, which the user should hear about; the cup has room all round."""
+    assert main(["image", CHELSEA, COFFEE, "--canvas", "600x600", "--background", "white",
+                 "--jobs", "1", "-o", f"{tmp_path}/out/"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    cat = [line for line in lines if "chelsea.png: the photo's" in line]
+    assert len(cat) == 1 and "top" in cat[0] and "cut" in cat[0]
+    assert "straight edge on the canvas" in cat[0]
+    assert not [line for line in lines if "coffee.png: the photo's" in line]

@@ -15,7 +15,8 @@ import numpy as np
 
 from backdrop.config import BackgroundSpec
 from backdrop.offline import cutout
-from backdrop.offline.layout import Layout, Placement, place, upscale_warning
+from backdrop.offline.layout import (Layout, Placement, cut_edge_warning, place,
+                                     upscale_warning)
 
 # The subject's box: pixels at least this opaque, in blobs at least SPECK of the largest
 # blob's area. Fainter haze and stray specks outside the box are cut off; otherwise a
@@ -156,7 +157,8 @@ class Canvas:
         (mask, cutout or composite) and warnings."""
         h, w = layer.shape[:2]
         placement = place(self.layout, subject_box(layer[..., 3]) or (0, 0, w, h))
-        notes = [] if self.layout.fit else [upscale_warning(placement)]
+        notes = [cut_edge_warning(layer[..., 3])]
+        notes += [] if self.layout.fit else [upscale_warning(placement)]
         colour, alpha = scaled_subject(layer, placement)
         (x, y), (nw, nh) = placement.at, placement.size
         width, height = placement.canvas

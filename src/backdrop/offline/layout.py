@@ -182,6 +182,24 @@ def place(layout: Layout, box: Tuple[int, int, int, int]) -> Placement:
     return Placement((width, height), box, (nw, nh), (x, y), scale)
 
 
+# A subject opaque along this share of a photo edge was cut by the frame: on a canvas that
+# edge shows as a straight line through it (a cat's head cut off at the top of the photo).
+CUT_EDGE_SHARE = 0.10
+
+
+def cut_edge_warning(alpha) -> Optional[str]:
+    """Say which photo edges cut through the subject; None when none does."""
+    rows, cols = alpha.shape
+    edges = {"top": alpha[0], "bottom": alpha[-1], "left": alpha[:, 0], "right": alpha[:, -1]}
+    cut = [name for name, line in edges.items() if (line >= 128).mean() >= CUT_EDGE_SHARE]
+    if not cut:
+        return None
+    names = cut[0] if len(cut) == 1 else ", ".join(cut[:-1]) + " and " + cut[-1]
+    return (f"the photo's {names} edge{'s' if len(cut) > 1 else ''} cut"
+            f"{'' if len(cut) > 1 else 's'} through the subject, which shows as a straight"
+            " edge on the canvas; use a photo with room around the subject")
+
+
 def upscale_warning(placement: Placement) -> Optional[str]:
     """Noisy, soft edges come from small sources: say so when the subject is enlarged."""
     if placement.scale <= MAX_UPSCALE:
