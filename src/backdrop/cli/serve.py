@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import signal
 
-from backdrop.cli.common import positive_int, quiet_engine
+from backdrop.cli.common import non_negative_int, positive_float, positive_int, quiet_engine
 from backdrop.errors import EXIT_INTERRUPTED, EXIT_OK
 
 logger = logging.getLogger(__name__)
@@ -30,26 +30,6 @@ example:
 """
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
-    return value
-
-
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="an HTTP API and a page to remove backgrounds",
                        description="Serve background removal over HTTP, with a page to check"
@@ -65,11 +45,11 @@ def add_parser(sub) -> None:
     p.add_argument("--queue", type=non_negative_int, default=16,
                    help="requests that may wait for a worker; beyond them the answer is 503"
                    " with Retry-After (default: 16)")
-    p.add_argument("--time-limit", type=positive_number, default=120.0, metavar="SECONDS",
+    p.add_argument("--time-limit", type=positive_float, default=120.0, metavar="SECONDS",
                    help="processing time allowed per request (default: 120)")
-    p.add_argument("--max-megabytes", type=positive_number, default=40.0, metavar="MB",
+    p.add_argument("--max-megabytes", type=positive_float, default=40.0, metavar="MB",
                    help="largest request body (default: 40)")
-    p.add_argument("--max-megapixels", type=positive_number, default=40.0, metavar="MP",
+    p.add_argument("--max-megapixels", type=positive_float, default=40.0, metavar="MP",
                    help="largest image, checked before decoding (default: 40)")
 
 
