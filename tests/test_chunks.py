@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from backdrop.cli.main import main
+from backdrop.engine.models import REFIND
 from backdrop.errors import SinkError
 from backdrop.io.video import index_video
 from backdrop.offline import chunks
@@ -109,8 +110,11 @@ def test_chunks_start_on_keyframes_with_warm_up_before(clip):
     for before, chunk in zip(chunked.chunks, chunked.chunks[1:]):
         span = chunk.span
         assert before.span.stop == span.first == index.pts[span.index]
-        assert span.warm == index.pts[span.index - 8]
-        assert span.seek == index.pts[span.index - GOP]     # the keyframe before the warm-up
+        # the warm-up: at least 8 frames, from a frame where the single run finds the
+        # crop box afresh (engine/models.py REFIND)
+        assert chunk.start % REFIND == 0 and 8 <= span.index - chunk.start < 8 + REFIND
+        assert span.warm == index.pts[chunk.start]
+        assert span.seek == index.pts[chunk.start // GOP * GOP]   # the keyframe before it
     assert chunked.chunks[-1].span.stop is None and chunked.workdir.endswith(".x.mp4.chunks")
 
 
@@ -177,7 +181,8 @@ def test_a_folder_of_frames_splits_anywhere(tmp_path):
     run_video(plan_video(str(frames), str(single), None, False), *FAST[:1], subject=FAST[1])
     chunked = plan_chunks(plan_video(str(frames), str(joined), None, False), chunk_seconds=0.5)
     assert [c.span.index for c in chunked.chunks] == [0, 15, 30]
-    assert chunked.chunks[1].span.warm == 15 - chunks.WARMUP
+    # 40 frames: every warm-up starts on frame 0, the only REFIND frame before 30 - 8
+    assert [(c.start, c.span.warm) for c in chunked.chunks] == [(0, 0)] * 3
     run_one_process(chunked, *FAST)
     want, got = decode(single), decode(joined)
     assert got["pts"] == want["pts"] and len(got["pts"]) == 40 and got["errors"] == []

@@ -304,3 +304,62 @@ def test_a_read_only_frame_is_processed_like_a_writable_one(astronaut):
         results.append(pipeline.process(frame).alpha.copy())
         pipeline.close()
     assert np.array_equal(results[0], results[1])
+
+
+def _zooming_out(astronaut, count: int):
+    """The astronaut in a wide grey frame, near for 8 frames, then a little further away:
+    the crop box found on the near one still fits the smaller person, so the tracker
+    keeps it."""
+    import cv2
+
+    def placed(scale: float):
+        frame = np.full((720, 1280, 3), 128, np.uint8)
+        small = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = small.shape[:2]
+        frame[720 - h:, 500:500 + w] = small
+        return frame
+
+    near, far = placed(0.6), placed(0.5)
+    return [near if i < 8 else far for i in range(count)]
+
+
+def _boxes_and_mattes(p, frames, start):
+    """Each frame's matte and the crop box the tracker holds after it."""
+    boxes, person = [], p._person
+
+    def recording(*args, **kwargs):
+        found = person(*args, **kwargs)
+        boxes.append(p.tracker.box)
+        return found
+
+    p._person = recording
+    try:
+        mattes = [r.alpha.copy() for r in p.process_sequence(iter(frames), start=start)]
+    finally:
+        del p._person
+    return boxes, mattes
+
+
+def test_a_run_started_on_a_refind_frame_matches_the_whole_runs_from_there(astronaut):
+    """A chunk of a video (offline/chunks.py) starts its warm-up on a REFIND frame: from
+    there its crop boxes and mattes are the whole file's run's, whatever came before."""
+    from backdrop.engine.models import REFIND
+
+    frames = _zooming_out(astronaut, REFIND + 6)
+    with make("transparent", "fast") as p:
+        whole_boxes, whole = _boxes_and_mattes(p, frames, 0)
+        part_boxes, part = _boxes_and_mattes(p, frames[REFIND:], REFIND)
+    # the near person's box was kept until REFIND, and a fresh start finds another one:
+    # without the refind, the part would not match
+    assert whole_boxes[REFIND - 1] == whole_boxes[7] != whole_boxes[REFIND]
+    assert part_boxes == whole_boxes[REFIND:]
+    assert _iou(whole[REFIND - 1], whole[REFIND + 1]) < 0.95     # what the box changes
+    # the same mattes (but for the look-ahead's missing frame before, and the temporal
+    # hold's few levels: the chunk's warm-up goes on past the REFIND frame for those)
+    assert min(_iou(a, b) for a, b in zip(part, whole[REFIND:])) >= 0.995
+    assert min(_iou(a, b) for a, b in zip(part[1:], whole[REFIND + 1:])) >= 0.999
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a >= 128, b >= 128
+    return np.count_nonzero(a & b) / max(1, np.count_nonzero(a | b))

@@ -16,7 +16,7 @@ from backdrop.engine.background import Background, create_background
 from backdrop.config import PipelineConfig, parse_background
 from backdrop.engine.refine import GuidedRefiner, MaskSmoother
 from backdrop.io.frames import check_frame
-from backdrop.engine.models import Models
+from backdrop.engine.models import REFIND, Models
 from backdrop.engine.resize import shrink
 from backdrop.engine.segment import Segmenter
 from backdrop.engine.tracking import ChangeGate
@@ -185,12 +185,13 @@ class Pipeline:
         return self._run(frame, composite_wanted=True)
 
     def process_sequence(self, frames: Iterable[np.ndarray], *, composite: bool = True,
-                         lookahead: int = 1) -> Iterator[Frame]:
+                         lookahead: int = 1, start: int = 0) -> Iterator[Frame]:
         """The frames of a file, in order, with smoothing that also looks `lookahead`
         frames ahead: where the model is unsure about a pixel in this frame, it leans on
         the mean of the frames around it (before and after, so without lag); where it is
         sure, it is taken as is, so a moving arm is not smeared. Yields one Frame per
-        input, in order; frames are copied while they wait for the frames after them."""
+        input, in order; frames are copied while they wait for the frames after them.
+        `start`: the first frame's number in its file (a chunk's; see REFIND)."""
         self.reset()
         pending: Deque = deque()
         maps: Deque = deque(maxlen=2 * lookahead + 1)
@@ -205,8 +206,10 @@ class Pipeline:
                 kernels.smooth_masks(neighbours, maps[index], self.smoother.ratio, person)
             return self._render(frame, guide, person, t, composite_wanted=composite)
 
-        for frame in frames:
+        for number, frame in enumerate(frames, start):
             check_frame(frame, "frame", contiguous=True)
+            if number % REFIND == 0:
+                self.models.reset()
             t: Dict[str, float] = {}
             guide, person = self._person(frame, t, smooth=False)
             pending.append((frame.copy(), guide, t))

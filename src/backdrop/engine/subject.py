@@ -1,7 +1,8 @@
 """What a photo is of: the person model's map, the general model's, or both averaged.
 
 `--subject person` keeps the person models alone, `any` the general model alone, and `auto`
-(stills and files) decides per photo and per shot of a video:
+(stills and files) decides per photo, and per shot of a video (taken again every
+models.REFIND frames, so that a chunk of a long video decides as the whole run does):
 
 - a photo of a person: a face is found (FaceFinder) and the two outlines agree (IoU of the
   maps' >= 0.5 regions at least AGREE). Their average: the two models fail in different
@@ -65,7 +66,7 @@ def combine(person: np.ndarray, general: np.ndarray, choice: str) -> np.ndarray:
 @dataclass
 class SubjectChooser:
     """Keeps `auto`'s decision for the rest of a shot: a video's subject does not switch
-    models from frame to frame (that would flicker), only at a cut."""
+    models from frame to frame (that would flicker), only at a cut (and when reset)."""
 
     subject: str = "auto"
     choice: Optional[str] = None

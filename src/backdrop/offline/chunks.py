@@ -3,21 +3,17 @@ processes, a Ray cluster), each encoded once into its own file, then joined by c
 packets, with the input's audio carried over. The single-run path is offline/video.py; a
 chunk runs the same code on a stretch of the file.
 
-Seams: chunk k starts decoding at a keyframe before its first frame and runs WARMUP frames
-through the pipeline before it (processed, not written), so that the look-ahead smoothing,
-the matte's temporal hold and the crop tracker have history there; it also runs TAIL frames
-past its end for the look-ahead. Same frame count and timestamps as the single run; not
-byte for byte (each chunk's encoder starts afresh). Masks against the single run's
-(benchmarks/chunk_seams.py, DAVIS parkour at 480x270, `best`, 4 seams):
-- `--subject auto`, warm-up 0: IoU at the seams down to 0.82; 1: 0.998; 2: 0.9998; 8: 1.0.
-  But warm-up 4 gave 0.83 for a whole chunk: `auto` decides once per shot, on the shot's
-  first frame, and a chunk decides on its warm-up's first frame; where that decision is a
-  close call (a small person, fast motion) the two can differ until the next cut.
-- `--subject person`: IoU 0.77-0.99 per frame (mean 0.96-0.98) whatever the warm-up (2 to
-  24): the crop tracker keeps its box while the person fits in it, so a chunk's box (found
-  afresh) can differ from the single run's for as long as the person stays inside. Not a
-  visible seam: the mask changes from the frame before a seam at most 0.014 IoU more than
-  in the single run. On the test clip (a clear portrait) IoU is >= 0.99 on every frame.
+Seams: chunk k starts decoding at a keyframe before its first frame and runs at least
+WARMUP frames through the pipeline before it (processed, not written), from a frame the
+whole run takes as if it were its first (engine/models.py REFIND: the crop box found afresh,
+`auto`'s subject decided again), so that the crop box and the subject are the whole run's,
+and the look-ahead smoothing and the matte's temporal hold have history; it also runs TAIL
+frames past its end for the look-ahead. Same frame count and timestamps as the single run;
+not byte for byte (each chunk's encoder starts afresh). Masks against the single run's
+(benchmarks/chunk_seams.py, DAVIS parkour at 480x270, `best`, 3 seams, warm-up 8): IoU 1.0
+on every frame with `--subject person` and with `auto`. Before REFIND a chunk found its own
+box and decision: person 0.77-0.99 per frame; auto 1.0 with exactly 8 frames of warm-up,
+but down to 0.01 on a frame with a longer one, where the chunk decided otherwise.
 
 The API for schedulers (every argument and result is picklable):
 
@@ -47,11 +43,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
+from backdrop.engine.models import REFIND
 from backdrop.errors import SinkError
 from backdrop.io.video import Span
 from backdrop.offline.video import VideoOutcome, VideoPlan
 
-WARMUP = 8            # frames processed before a chunk's first one (measured: see above)
+WARMUP = 8            # at least this many frames processed before a chunk's first one
 TAIL = 1              # Pipeline.process_sequence's look-ahead
 CHUNK_SECONDS = 30.0
 
@@ -61,6 +58,7 @@ class Chunk:
     number: int
     span: Optional[Span]   # None: the whole input
     frames: int            # frames it writes (as the input's packets promise)
+    start: int = 0         # the number of the first frame it runs (its warm-up's)
 
 
 @dataclass(frozen=True)
@@ -129,13 +127,14 @@ def plan_chunks(plan: VideoPlan, *, chunk_seconds: float = CHUNK_SECONDS,
     starts = _starts(index.keyframes, count, target)
     chunks = []
     for number, (first, end) in enumerate(zip(starts, starts[1:] + [count])):
-        warm = max(0, first - warmup)
+        # on a frame the whole file's run takes as if it were its first (REFIND)
+        warm = max(0, first - warmup) // REFIND * REFIND
         # the last keyframe at or before the warm-up (decoding starts there)
         before = bisect.bisect_right(index.keyframes, warm) - 1
         seek = index.keyframes[before] if before >= 0 else 0
         span = Span(seek=pts[seek], warm=pts[warm], first=pts[first],
                     stop=pts[end] if end < count else None, index=first, tail=TAIL)
-        chunks.append(Chunk(number, span, end - first))
+        chunks.append(Chunk(number, span, end - first, warm))
     return ChunkPlan(plan, tuple(chunks), workdir)
 
 
@@ -178,7 +177,7 @@ def run_chunk(chunked: ChunkPlan, chunk: Chunk, quality: str, subject: str = "au
         pipeline = _cached_pipeline(plan, quality, subject, reader.fps, threads)
         sink = open_output(plan, reader, stack, path, audio=False)
         stream_frames(pipeline, lambda on_audio: reader.frames(span=chunk.span), sink,
-                      plan.kind, on_frame, audio=False)
+                      plan.kind, on_frame, audio=False, start=chunk.start)
         if reader.count == 0:
             raise nothing_decoded(reader)
     problem = reader.problem

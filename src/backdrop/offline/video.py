@@ -134,10 +134,11 @@ def open_pipeline(plan: VideoPlan, quality: str, subject: str, fps: float, threa
 
 
 def stream_frames(pipeline, produce: Callable, sink, kind: str,
-                  on_frame: Callable[[], None], *, audio: bool = True) -> None:
+                  on_frame: Callable[[], None], *, audio: bool = True, start: int = 0) -> None:
     """Runs the frames of `produce(on_audio)` ((rgb, seconds, name) in order) through the
     pipeline into the sink. A frame named None goes through the pipeline (its state and
-    look-ahead) but is not written: a chunk's warm-up and tail."""
+    look-ahead) but is not written: a chunk's warm-up and tail. `start`: the number of
+    the first frame in the file."""
     from backdrop.offline.stages import Prefetch, WriterThread
 
     with contextlib.ExitStack() as stack:
@@ -159,7 +160,7 @@ def stream_frames(pipeline, produce: Callable, sink, kind: str,
                 yield rgb
 
         # the whole file is there: smoothing may also look at the next frame
-        for result in pipeline.process_sequence(video_frames()):
+        for result in pipeline.process_sequence(video_frames(), start=start):
             seconds, name = meta.popleft()
             if name is not None:
                 writer.submit("video", (_render(result, kind), seconds, name))
