@@ -264,3 +264,21 @@ def test_cli_jobs_2_runs_chunks_on_two_processes(clip, tmp_path, capsys):
     assert len(got["pts"]) == FRAMES and got["audio"] > 4.9 and got["errors"] == []
     assert got["pts"] == sorted(got["pts"])
     assert leftovers(tmp_path) == []
+
+
+def test_by_default_a_long_video_runs_in_chunks_on_every_core(clip, tmp_path, monkeypatch):
+    """The chunked run's masks are the single run's (the test above), so it is the default
+    where it pays: a video of 20 s or more, on more than one core."""
+    from backdrop.offline.chunkpool import default_jobs, local_plan
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert default_jobs(None) == 3 and default_jobs(1) == 1
+    long = make_clip(tmp_path / "long.mp4", 20 * FPS, audio=False)
+    chunked = local_plan(plan_video(str(long), str(tmp_path / "out.mp4"), None, False),
+                         default_jobs(None))
+    assert chunked is not None and len(chunked.chunks) == 2       # 20 s: two chunks of 10
+    assert local_plan(plan_video(str(clip), str(tmp_path / "o.mp4"), None, False),
+                      default_jobs(None)) is None                 # 5 s: one run
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert default_jobs(None) == 1                                # one core: one run

@@ -25,14 +25,13 @@ OUTPUT decides the result:
                         --background, 8-bit masks with --mask; named after the input frames,
                         or 000000.png, 000001.png, ... for a video
 The input's frame rate, size and audio are kept (audio is copied, or re-encoded when the
-container needs it). With --jobs N (default 1), a video of at least 20 s runs in chunks on N
-processes: chunks of its length / jobs (10 to 30 s, or --chunk-seconds) that start on its
+container needs it). A video of at least 20 s runs in chunks on --jobs N processes (default:
+one per core): chunks of its length / jobs (10 to 30 s, or --chunk-seconds) that start on its
 keyframes, each warmed up on the frames before it so the smoothing carries on across the
 seams, joined without a second encode (a video --background always runs in one process).
 With --cluster the chunks are Ray tasks, one CPU each (jobs: the cluster's CPUs, or --jobs),
 joined on this machine; a shorter video is one task.
-Each chunk finds the crop around a person afresh, so its masks can differ a little from a
-one-process run's.
+The masks are the same as a one-process run's (--jobs 1).
 Ctrl-C leaves no partial video. A damaged input is processed as far as
 it can be read (exit status 1, saying where it stopped); one that cannot be read at all
 exits 3. The other exit statuses: backdrop --help.
@@ -63,8 +62,8 @@ def add_parser(sub) -> None:
     v.add_argument("--fps", type=positive_float,
                    help="frame rate for a folder of frames (default: 30)")
     v.add_argument("--jobs", type=positive_int, metavar="N",
-                   help="processes for a long video, each on a chunk of it (default: 1; see"
-                   " below)")
+                   help="processes for a long video, each on a chunk of it (default: one per"
+                   " core; see below)")
     v.add_argument("--chunk-seconds", type=positive_float, metavar="S",
                    help="length of those chunks (default: the video's length / jobs, 10 to 30)")
     cluster_argument(v)

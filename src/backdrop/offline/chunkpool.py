@@ -153,10 +153,9 @@ def run_local(chunked: ChunkPlan, quality: str, subject: str, jobs: int, *,
 
 
 def default_jobs(requested: Optional[int]) -> int:
-    """One process unless asked: a chunk finds the crop around the person afresh, so on hard
-    footage (parkour, --subject person) a chunked run's masks differed from the single run's
-    by up to 0.23 IoU inside a chunk (not as a visible jump at the seam); until that state
-    carries across seams, the default output is the single run's."""
+    """One process per core unless asked: a chunked run's masks are the single run's (see
+    chunks.py), and on two cores a 30 s 720p clip ran at 6.4 fps in chunks against 4.6 in
+    one process."""
     from backdrop.offline.batch import jobs
 
-    return jobs(requested or 1, os.cpu_count() or 1)
+    return jobs(requested, os.cpu_count() or 1)
