@@ -408,6 +408,27 @@ def test_an_interrupted_chunked_video_leaves_no_chunks(cluster, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
+@needs_ray
+def test_kill_during_a_video_task_is_an_interrupt(cluster, tmp_path):
+    """SIGTERM while the task writes a short video (one task): the same clean-up and message
+    as Ctrl-C. (ray.init had made SIGTERM a bare exit with status 15, saying nothing.)"""
+    from backdrop.errors import EXIT_INTERRUPTED
+    from test_chunks import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=300, audio=False)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "backdrop", "video", str(clip), "-o", str(out),
+                             "--quality", "fast", "--subject", "person", "--cluster", "auto"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(_env(), RAY_ADDRESS=cluster.address))
+    _wait_for(proc, lambda: any(tmp_path.glob(".out.mp4.*.part.mp4")))    # its temp file
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "interrupted" in err and "no video was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 def _wait_for(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
