@@ -16,6 +16,8 @@ import contextlib
 import glob
 import logging
 import os
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -85,6 +87,19 @@ def _start(ray, kwargs: dict, tries: int) -> None:
 
 
 @contextlib.contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """ray.init makes SIGTERM a bare sys.exit(15): `kill` would end the command with
+    status 15 and not a word. A handler the caller installed (the video command's: SIGTERM
+    as Ctrl-C) is put back; Python's default is not (Ray's exit at least runs the clean-up)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(previous) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def connected(address: str, cpus: Optional[int]) -> Iterator:
     """Ray, initialised for `address` (left as it is if the caller already did)."""
     ray = import_ray()
@@ -100,7 +115,8 @@ def connected(address: str, cpus: Optional[int]) -> Iterator:
     if address == "local":
         kwargs.update(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                       object_store_memory=OBJECT_STORE_BYTES)
-    _start(ray, kwargs, START_TRIES if address == "local" else 1)
+    with _keeping_sigterm():
+        _start(ray, kwargs, START_TRIES if address == "local" else 1)
     try:
         yield ray
     finally:

@@ -3,6 +3,8 @@ the same run_video as on this machine (so the same bytes), with the count of fra
 streaming back for the progress bar. A task whose node dies is run again by Ray; the video
 is written through a temp file and a rename, so a retry never leaves half a file.
 
+Ctrl-C stops the tasks through a StopFile, not ray.cancel: see there.
+
 Nothing here prints: progress goes to the caller's callbacks, as with run_video.
 """
 
@@ -14,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from backdrop.errors import BackdropError
@@ -23,14 +25,51 @@ from backdrop.offline.video import VideoOutcome, VideoPlan
 
 PROGRESS_EVERY_S = 0.5
 RETRIES = 2
+STOP_WAIT_S = 30.0     # for the tasks to see the StopFile and remove their temp files
+
+
+@dataclass(frozen=True)
+class StopFile:
+    """The driver's Ctrl-C, seen by its tasks: a hidden file beside the output, on the
+    storage every node writes the output (or the chunks) to anyway; a task checks it before
+    each frame and stops, its temp file removed, within a frame.
+
+    Not ray.cancel: in Ray 2.60 cancelling a task whose start is still in flight (submitted
+    a moment before) fails a RAY_CHECK in the driver's core worker ("Tried to complete task
+    that was not pending", ray-project/ray#54846), which ends this process with status 1
+    at once, printing nothing and leaving the chunks behind."""
+    path: str
+
+    @classmethod
+    def beside(cls, output: str) -> "StopFile":
+        folder, name = os.path.split(os.path.abspath(output.rstrip("/" + os.sep)))
+        return cls(os.path.join(folder, f".{name}.stop"))
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):     # the folder: a task may not have made it yet
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            open(self.path, "w").close()
+
+    def is_set(self) -> bool:
+        return os.path.exists(self.path)
+
+    def clear(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class Stopped(Exception):
+    """Raised in a task's frame callback when its StopFile is set."""
 
 
 def run_video_on_cluster(plan: VideoPlan, quality: str, *, subject: str, address: str,
                          on_start: Callable[[int], None] = lambda total: None,
                          on_frame: Callable[[], None] = lambda: None) -> VideoOutcome:
+    stop = StopFile.beside(plan.output)
+    stop.clear()         # what a killed run may have left
     with connected(address, None) as ray:
         task = ray.remote(num_cpus=1, max_retries=RETRIES, num_returns="streaming")(_video_task)
-        stream = task.remote(_absolute(plan), quality, subject)
+        stream = task.remote(_absolute(plan), quality, subject, stop)
         starts, outcome = 0, None
         try:
             for ref in stream:
@@ -44,16 +83,25 @@ def run_video_on_cluster(plan: VideoPlan, quality: str, *, subject: str, address
                 elif kind == "done":
                     outcome = value
         except KeyboardInterrupt:
-            # The task gets a KeyboardInterrupt too and run_video removes its temp file.
-            with contextlib.suppress(Exception):
-                ray.cancel(stream)
-                ray.wait([stream], timeout=30.0)
+            _stop_stream(ray, stream, stop)    # run_video removes its temp file
             raise
+        finally:
+            stop.clear()
         if outcome is None:
             raise BackdropError(f"the Ray task for {plan.source} ended without a result")
         if starts > 1:     # a run that died (its node lost) may have left its temp file
             _sweep_temp_files(_absolute(plan))
         return outcome
+
+
+def _stop_stream(ray, stream, stop: StopFile) -> None:
+    """Tell the task to stop and read its stream to the end, so it writes nothing after
+    this returns (for STOP_WAIT_S at most)."""
+    stop.set()
+    deadline = time.monotonic() + STOP_WAIT_S
+    with contextlib.suppress(Exception):        # its end: StopIteration, or its error
+        while ray.wait([stream], timeout=max(0.0, deadline - time.monotonic()))[0]:
+            ray.get(next(stream))
 
 
 def _sweep_temp_files(plan: VideoPlan) -> None:
@@ -80,6 +128,10 @@ def _get(ray, ref):
         if isinstance(e.cause, BackdropError):
             raise e.cause from None
         raise BackdropError(f"the Ray task failed: {e.cause or e}") from e
+    except ray.exceptions.RayError as e:   # its worker or node lost more often than retried
+        why = str(e).strip().splitlines()
+        raise BackdropError(f"the Ray task was lost: {why[0] if why else type(e).__name__};"
+                            " check the cluster (`ray status`)") from e
 
 
 def _absolute(plan: VideoPlan) -> VideoPlan:
@@ -90,9 +142,10 @@ def _absolute(plan: VideoPlan) -> VideoPlan:
                    background=absolute_background(plan.background))
 
 
-def _video_task(plan: VideoPlan, quality: str, subject: str) -> Iterator:
+def _video_task(plan: VideoPlan, quality: str, subject: str, stop: StopFile) -> Iterator:
     """Runs on a node: run_video on a thread of its own, while this generator hands Ray
-    ("start", total), ("frames", n) every half second, and ("done", outcome)."""
+    ("start", total), ("frames", n) every half second, and ("done", outcome); it ends
+    without "done" when `stop` is set."""
     from backdrop.engine.segment import hide_native_stderr, setup_native_libraries
     from backdrop.offline.image import quiet_warnings
     from backdrop.offline.video import run_video
@@ -101,11 +154,11 @@ def _video_task(plan: VideoPlan, quality: str, subject: str) -> Iterator:
     setup_native_libraries()
     quiet_warnings()
     events: queue.Queue = queue.Queue()
-    stop = threading.Event()
+    closed = threading.Event()
 
     def on_frame() -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt     # inside run_video: its clean-up removes the temp file
+        if closed.is_set() or stop.is_set():
+            raise Stopped     # inside run_video: its clean-up removes the temp file
         events.put(("frame", 1))
 
     def work() -> None:
@@ -113,6 +166,8 @@ def _video_task(plan: VideoPlan, quality: str, subject: str) -> Iterator:
             events.put(("done", run_video(plan, quality, subject=subject,
                                           on_start=lambda total: events.put(("start", total)),
                                           on_frame=on_frame)))
+        except Stopped:
+            events.put(("stopped", None))
         except BaseException as e:     # raised again on the task's own thread below
             events.put(("error", e))
 
@@ -121,7 +176,7 @@ def _video_task(plan: VideoPlan, quality: str, subject: str) -> Iterator:
     try:
         yield from _progress(events)
     finally:
-        stop.set()
+        closed.set()
         thread.join()
 
 
@@ -142,4 +197,6 @@ def _progress(events: queue.Queue) -> Iterator:
             raise value
         elif kind == "done":
             yield ("done", value)
+            return
+        elif kind == "stopped":
             return
