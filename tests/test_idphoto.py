@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
+from PIL import Image
 import numpy as np
 import pytest
 
@@ -261,6 +262,26 @@ def test_batch_writes_the_good_one_and_names_the_bad_one(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.jpg", "astronaut.sheet.jpg"]
     assert cv2.imread(str(out / "astronaut.jpg")).shape == (600, 600, 3)
     assert cv2.imread(str(out / "astronaut.sheet.jpg")).shape == (1800, 1200, 3)
+    for name in ("astronaut.jpg", "astronaut.sheet.jpg"):   # prints at 2x2 in and 4x6 in
+        with Image.open(out / name) as printed:
+            assert printed.info["dpi"] == (300, 300)
     err = capsys.readouterr().err
     assert "skipped:" in err and "coffee.png: no face found" in err
     assert "1 written, 1 failed" in err
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_the_files_say_their_dpi_so_they_print_at_their_size(fmt):
+    """OpenCV writes no resolution; an ID photo printed at 72 or 96 dpi comes out 3-4x too
+    large. The pixels are untouched and the file still decodes."""
+    from io import BytesIO
+
+    from backdrop.io.images import encode
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 30, 3), np.uint8)
+    plain, marked = encode(image, fmt), encode(image, fmt, dpi=600)
+    with Image.open(BytesIO(plain)) as before, Image.open(BytesIO(marked)) as after:
+        assert before.info.get("dpi", (1, 1))[0] < 2          # none, or JFIF's 1:1 aspect
+        assert np.round(after.info["dpi"]).tolist() == [600, 600]
+        assert np.array_equal(np.asarray(before), np.asarray(after))
+    assert encode(image, "webp", dpi=600) == encode(image, "webp")   # no field for it

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import tempfile
+import zlib
 from typing import Iterator, Optional
 
 import cv2
@@ -127,8 +129,9 @@ def _decode_bytes(data: bytes, url: str, flags: int) -> np.ndarray:
     return image
 
 
-def encode(image: np.ndarray, fmt: str) -> bytes:
-    """(H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8 -> file bytes in `fmt`."""
+def encode(image: np.ndarray, fmt: str, dpi: Optional[int] = None) -> bytes:
+    """(H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8 -> file bytes in `fmt`; with
+    `dpi`, PNG and JPEG say so (their print size), WebP has no field for it."""
     if fmt not in _ENCODE_PARAMS:
         raise ValueError(f"unknown image format {fmt!r}; expected one of {', '.join(_ENCODE_PARAMS)}")
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
@@ -144,7 +147,22 @@ def encode(image: np.ndarray, fmt: str) -> bytes:
     ok, data = cv2.imencode(FORMAT_EXTENSION[fmt], bgr, _ENCODE_PARAMS[fmt])
     if not ok:  # pragma: no cover - only on encoder failure
         raise SinkError(f"could not encode a {image.shape[1]}x{image.shape[0]} image as {fmt}")
-    return data.tobytes()
+    return _with_dpi(data.tobytes(), fmt, dpi) if dpi else data.tobytes()
+
+
+def _with_dpi(data: bytes, fmt: str, dpi: int) -> bytes:
+    """The resolution a printer or a photo kiosk reads to print an ID photo at its size
+    (OpenCV writes none: PNG without a pHYs chunk, JPEG with a density of 1:1 and no unit,
+    which most programs print at 72 or 96 dpi)."""
+    if fmt == "png":     # a pHYs chunk (pixels per metre) right after IHDR (8 + 25 bytes)
+        per_metre = round(dpi / 0.0254)
+        body = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)
+        chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body))
+        return data[:33] + chunk + data[33:]
+    if fmt == "jpg" and data[2:4] == b"\xff\xe0" and data[6:11] == b"JFIF\x00":
+        # the JFIF header's units (1: dots per inch) and X and Y density
+        return data[:13] + struct.pack(">BHH", 1, dpi, dpi) + data[18:]
+    return data
 
 
 def _file_mode() -> int:
@@ -219,5 +237,5 @@ def write_atomic(path: str, data: bytes) -> None:
                         " permissions") from e
 
 
-def write_image(path: str, image: np.ndarray, fmt: str) -> None:
-    write_atomic(path, encode(image, fmt))
+def write_image(path: str, image: np.ndarray, fmt: str, dpi: Optional[int] = None) -> None:
+    write_atomic(path, encode(image, fmt, dpi))

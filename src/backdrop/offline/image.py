@@ -220,13 +220,14 @@ class ImageWorker:
 
         rendered = self.render(read_rgb(task.source))
         result.warnings = rendered.warnings + compression_warnings(jpeg_quality(task.source))
-        write_image(task.output, rendered.image, self.settings.fmt)
+        dpi = self.settings.id_photo.dpi if self.settings.id_photo is not None else None
+        write_image(task.output, rendered.image, self.settings.fmt, dpi)
         result.written.append(task.output)
         if task.check:
             write_image(task.check, rendered.check_sheet(), "png")
             result.written.append(task.check)
         if task.sheet and rendered.sheet is not None:
-            write_image(task.sheet, rendered.sheet, self.settings.fmt)
+            write_image(task.sheet, rendered.sheet, self.settings.fmt, dpi)
             result.written.append(task.sheet)
 
     def render(self, frame) -> "Rendered":
