@@ -169,20 +169,31 @@ class Rendered:
         return cutout.contact_sheet(self.layer)
 
 
+def make_pipeline(settings: ImageSettings, threads: int = 2, spec=None):
+    """The Pipeline an ImageWorker of these settings runs: it depends only on the quality
+    and the subject (the background is set per image)."""
+    from backdrop.config import PipelineConfig
+    from backdrop.engine.pipeline import Pipeline
+
+    spec = spec or BackgroundSpec("transparent")
+    return Pipeline(PipelineConfig.preset(settings.quality, background=spec,
+                                          subject=settings.subject), matting=True, threads=threads)
+
+
 class ImageWorker:
     """One Pipeline, reused for every image this process handles (loading the model costs
     ~0.5 s; an image costs tens of milliseconds)."""
 
-    def __init__(self, settings: ImageSettings, *, threads: int = 2):
-        from backdrop.config import PipelineConfig
-        from backdrop.engine.pipeline import Pipeline
-
+    def __init__(self, settings: ImageSettings, *, threads: int = 2, pipeline=None):
+        """`pipeline`: a make_pipeline(settings) to use and not close (the server's workers
+        share one between settings that differ only in what is done with the cut-out)."""
         self.settings = settings
+        self._owns_pipeline = pipeline is None
         self._faces = None      # FaceLandmarker, loaded by the first ID photo
         # A mask needs no compositing: the transparent spec makes the pipeline skip it; a
         # layout or an ID photo composites onto its own canvas, so neither does the pipeline.
         placed = settings.kind in ("mask", "idphoto") or settings.layout.places
-        spec = BackgroundSpec("transparent") if placed else settings.background
+        self._spec = spec = BackgroundSpec("transparent") if placed else settings.background
         self.pipeline = self.screenshot = None
         if settings.subject == "window":     # geometry, no model: offline/screenshot.py
             from backdrop.offline.screenshot import ScreenshotRenderer
@@ -192,10 +203,10 @@ class ImageWorker:
             self.screenshot = ScreenshotRenderer(
                 kind="cutout" if placed else settings.kind, background=settings.background,
                 keep_shadow=settings.keep_shadow, shadow=settings.shadow and not placed)
+        elif pipeline is not None:
+            self.pipeline = pipeline
         else:
-            self.pipeline = Pipeline(PipelineConfig.preset(settings.quality, background=spec,
-                                                            subject=settings.subject),
-                                     matting=True, threads=threads)
+            self.pipeline = make_pipeline(settings, threads, spec)
         self.canvas = None
         if settings.layout.active:
             from backdrop.offline.canvas import Canvas
@@ -242,8 +253,7 @@ class ImageWorker:
         if self.screenshot is not None:
             image, layer, warnings = self.screenshot.render(frame)
             return self._place(image, layer, warnings)
-        self.pipeline.reset()           # independent photos: no temporal smoothing across them
-        processed = self.pipeline.process(frame)
+        processed = self._process(frame)
         alpha = processed.alpha.copy()
         h, w = alpha.shape
         warnings = cutout.quality_warnings(
@@ -283,8 +293,7 @@ class ImageWorker:
 
             self._faces = FaceLandmarker()
         marks = idphoto.find_face(frame, self._faces)
-        self.pipeline.reset()
-        processed = self.pipeline.process(frame)
+        processed = self._process(frame)
         alpha = processed.alpha.copy()
         colour = frame if processed.colour is None else processed.colour
         options = self.settings.id_photo
@@ -293,8 +302,15 @@ class ImageWorker:
                  else printsheet.make_sheet(photo, options.sheet_mm, options.dpi))
         return Rendered(photo, cutout.rgba(colour, alpha), idphoto.tilt_warnings(marks), sheet)
 
+    def _process(self, frame):
+        if self.pipeline.spec != self._spec:     # a shared pipeline, last used by others
+            self.pipeline.set_background(self._spec)
+        self.pipeline.reset()           # independent photos: no temporal smoothing across them
+        return self.pipeline.process(frame)
+
     def close(self) -> None:
-        for part in (self.pipeline, self.screenshot, self._faces):
+        for part in (self.pipeline if self._owns_pipeline else None, self.screenshot,
+                     self._faces):
             if part is not None:
                 part.close()
         self._faces = None

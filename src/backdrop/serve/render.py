@@ -12,37 +12,63 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from backdrop.errors import BackdropError
-from backdrop.offline.image import ImageSettings, ImageWorker
+from backdrop.offline.image import ImageSettings, ImageWorker, make_pipeline
 from backdrop.serve.apierror import ApiError
 from backdrop.serve.images import Limits, decode_matte, decode_rgb, decode_strokes
 from backdrop.serve.options import MEDIA_TYPES
 
 logger = logging.getLogger(__name__)
-# Each ImageWorker holds its own models (~100 MB); a few settings stay warm, the oldest go.
-KEPT_RENDERERS = 3
+# A Pipeline holds the models of one quality and subject (~100-300 MB); a few stay loaded,
+# the oldest go. The ImageWorkers on them (background, format, layout: no models) are cheap:
+# a client cycling through colours or canvas sizes does not make a worker load models again.
+KEPT_PIPELINES = 3
+KEPT_WORKERS = 64
 Answer = Tuple[Any, ...]
 
 
 class Renderers:
-    """ImageWorkers by settings, least recently used dropped first."""
+    """ImageWorkers by settings, sharing a Pipeline per quality and subject; the least
+    recently used dropped first."""
 
-    def __init__(self, keep: int = KEPT_RENDERERS):
-        self.keep = keep
+    def __init__(self, keep: int = KEPT_PIPELINES, workers: int = KEPT_WORKERS):
+        self.keep, self.keep_workers = keep, workers
+        self._pipelines: "OrderedDict[tuple, Any]" = OrderedDict()
         self._workers: "OrderedDict[ImageSettings, ImageWorker]" = OrderedDict()
 
     def get(self, settings: ImageSettings) -> ImageWorker:
         worker = self._workers.pop(settings, None)
         if worker is None:
-            worker = ImageWorker(settings, threads=1)
+            worker = ImageWorker(settings, threads=1, pipeline=self._pipeline(settings))
+        elif worker.pipeline is not None:
+            self._pipelines.move_to_end(_models(settings))
         self._workers[settings] = worker
-        while len(self._workers) > self.keep:
-            _, oldest = self._workers.popitem(last=False)
-            oldest.close()
+        while len(self._workers) > self.keep_workers:
+            self._workers.popitem(last=False)[1].close()
         return worker
+
+    def _pipeline(self, settings: ImageSettings):
+        """The shared Pipeline for these settings (None for a screenshot: no model)."""
+        if settings.subject == "window":
+            return None
+        key = _models(settings)
+        pipeline = self._pipelines.pop(key, None) or make_pipeline(settings, threads=1)
+        self._pipelines[key] = pipeline
+        while len(self._pipelines) > self.keep:
+            old_key, old = self._pipelines.popitem(last=False)
+            for s in [s for s in self._workers if _models(s) == old_key]:
+                self._workers.pop(s).close()
+            old.close()
+        return pipeline
 
     def close(self) -> None:
         while self._workers:
             self._workers.popitem()[1].close()
+        while self._pipelines:
+            self._pipelines.popitem()[1].close()
+
+
+def _models(settings: ImageSettings) -> tuple:
+    return settings.quality, settings.subject
 
 
 def _encode(image: np.ndarray, fmt: str) -> bytes:
