@@ -184,3 +184,69 @@ def test_real_people_on_a_dark_backdrop_lose_less_edge(eval_photos, monkeypatch)
                         lambda image, alpha, *_: np.zeros(alpha.shape, bool))
     before = error(refine_alpha)
     assert after < before - 0.3, (before, after)
+
+
+def deep_gap(haze):
+    """A body with a 22 px gap of backdrop that the model filled with `haze`: the gap's
+    middle is farther than the band from the model's outline, so the band cannot reach it."""
+    hard = np.zeros((H, W), np.float32)
+    hard[10:110, 30:130] = 1
+    filled = hard.copy()
+    hard[35:110, 69:91] = 0
+    model = np.maximum(cv2.GaussianBlur(hard, (0, 0), 3),
+                       haze * cv2.GaussianBlur(filled, (0, 0), 3))
+    return cv2.GaussianBlur(hard, (0, 0), 1.5), model
+
+
+@pytest.mark.parametrize("fg, bg", [((200, 40, 30), (235, 235, 235)),
+                                    ((60, 60, 70), (20, 20, 20))])
+def test_a_gap_deeper_than_the_band_showing_a_plain_backdrop_is_cleared(fg, bg):
+    """Without `_backdrop_inside` the gap keeps the model's 0.9 (it is sure subject)."""
+    truth, model = deep_gap(0.9)
+    image, _ = scene(truth, fg=fg, bg=bg)
+    refined = refine_alpha(image, model)
+    assert refined[42:95, 74:86].mean() < 0.15
+    assert refined[20:30, 40:120].min() > 0.95            # the body stays
+
+
+def test_a_subject_part_the_model_is_sure_of_stays_even_in_the_backdrops_colour():
+    """A black helmet on a black table: the model says 1 there, and a colour test alone
+    would cut a hole in it (it is far from the striped subject's mean colour)."""
+    truth, model = deep_gap(1.0)
+    truth = np.maximum(truth, model)
+    image, _ = scene(truth, fg=(200, 40, 30), bg=(20, 20, 20))
+    image[35:110, 69:91] = 20
+    refined = refine_alpha(image, model)
+    assert refined[42:95, 74:86].min() > 0.95
+
+
+def bound_case(bg, fg, backdrop_noise=0.0):
+    truth = soft_disc(sigma=3.0)
+    rng = np.random.default_rng(1)
+    image, _ = scene(truth, fg=fg, bg=bg)
+    noise = rng.normal(0, backdrop_noise, (H, W, 3)) * (1 - truth[..., None])
+    image = np.clip(image + noise, 0, 255).astype(np.uint8)
+    sure_in, sure_out = matting._band(truth, matting.BAND)
+    return truth, image, sure_in, sure_out
+
+
+@pytest.mark.parametrize("fg, bg", [((60, 40, 30), (235, 235, 235)),
+                                    ((200, 170, 120), (20, 20, 20))])
+def test_on_a_plain_backdrop_alpha_is_at_least_what_the_compositing_equation_allows(fg, bg):
+    """A solve that ran low (here: 0) is raised to the least alpha a real colour allows; it
+    is a lower bound, so it never overshoots the truth."""
+    truth, image, sure_in, sure_out = bound_case(bg, fg)
+    low = np.zeros((H, W), np.float32)
+    out = matting._at_least_the_backdrop_allows(image, low, sure_in, sure_out)
+    unsure = ~(sure_in | sure_out) & (truth > 0.2)
+    assert out[unsure].mean() > 0.7 * truth[unsure].mean()
+    assert (out - truth)[unsure].max() < 0.03
+    np.testing.assert_array_equal(out[sure_in | sure_out], 0)
+
+
+def test_on_a_textured_backdrop_the_bound_stays_off():
+    """A backdrop that varies (a room, foliage) gives no known B: the solve is kept."""
+    truth, image, sure_in, sure_out = bound_case((235, 235, 235), (60, 40, 30), 20.0)
+    solved = np.full((H, W), 0.25, np.float32)
+    out = matting._at_least_the_backdrop_allows(image, solved, sure_in, sure_out)
+    np.testing.assert_array_equal(out, solved)

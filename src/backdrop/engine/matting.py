@@ -25,6 +25,17 @@ on black when the photo had a light wall). Two steps fix that:
   cost boundary F 0.0006-0.0008 on the shared sets; the model's alpha as a soft prior in
   the solve (worse on dark: 20.4-26.2); pymatting's epsilon 1e-5 / 1e-4 or window radius 2
   (all worse); a cap on alpha from the local F/B colour line (10.2 / 19.0).
+  Where the sure background nearby is plain (its colour varies by less than SPREAD
+  levels), the backdrop's colour B is known and two rules use it: `_backdrop_inside`
+  (backdrop seen through a gap deeper than the band) and `_at_least_the_backdrop_allows`
+  (the least alpha the compositing equation allows). Edge-colour check 9.65 / 18.66 ->
+  9.42 / 17.42 (on 40 photos 10.16 / 17.97 -> 9.42 / 16.81); IoU / boundary F with
+  matting 0.9471 / 0.9279 -> 0.9470 / 0.9278 on the shared people, objects unchanged;
+  refine_alpha 1.1-1.4x the time (1 MP person: ~540 -> ~690 ms CPU). Alpha straight from
+  I = aF + (1 - a)B with F the subject's colour nearby (difference matting) was far worse
+  than the solve: 14.8 / 24.4 with F the local mean of the sure subject, 11.1-12.7 /
+  20.1-22.8 with nearer or solve-derived F. On the outline F is not the colour nearby
+  (hair lets the photo's own background through).
 - `estimate_foreground`: in the same band, the colour the subject has there: half the solve
   of I = alpha F + (1 - alpha) B (B and F the local means of the sure background and the
   sure subject nearby), half the pixel leaned towards F by 1 - alpha. On the edge-colour
@@ -54,6 +65,10 @@ PLAIN = 4.0          # levels (RGB distance) from the local backdrop colour: a b
 PLAIN_RATIO = 3.0    # ... and at least this many times PLAIN from the subject's local colour
 PLAIN_SIGMA = 8.0    # px, the scale of "local" for both colours
 PATCH = 3            # px: backdrop-coloured patches must be this deep (eroded by a disc)
+SPREAD = 4.0         # levels: a backdrop whose colour varies more than this nearby is not plain
+INSIDE_SIGMA = 32.0  # px: "nearby" for backdrop seen through a gap deep inside the model's mask
+HAZE = SURE          # model alpha below this inside its mask is haze, where a gap can hide
+NOISE = 2.0          # levels a plain backdrop's pixel may stray beyond its spread
 
 
 def _band(alpha: np.ndarray, radius: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -84,15 +99,13 @@ def refine_alpha(frame: np.ndarray, alpha: np.ndarray, *, band: int = BAND) -> n
     size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
     small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if k < 1 else crop
     small_a = cv2.resize(a, size, interpolation=cv2.INTER_AREA) if k < 1 else a
-    sure_in, sure_out = _band(small_a, band)
-    plain = _backdrop_patches(small, small_a, sure_in, sure_out)
-    sure_out |= plain
+    sure_in, sure_out, plain = _anchors(small, small_a, band)
     trimap = np.full(small_a.shape, 0.5)
     trimap[sure_in], trimap[sure_out] = 1.0, 0.0
     if not (sure_in.any() and sure_out.any()):
         return alpha.astype(np.float32, copy=True)   # nothing certain to anchor the solve
     solved = estimate_alpha_cf(small.astype(np.float64) / 255.0, trimap)
-    solved = np.clip(solved, 0.0, 1.0).astype(np.float32)
+    solved = _at_least_the_backdrop_allows(small, np.clip(solved, 0.0, 1.0), sure_in, sure_out)
     if k < 1:
         solved = cv2.resize(solved, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         plain = cv2.resize(plain.view(np.uint8), (x1 - x0, y1 - y0),
@@ -111,6 +124,19 @@ def refine_alpha(frame: np.ndarray, alpha: np.ndarray, *, band: int = BAND) -> n
     # beyond the band (a faint glow around the subject) goes with it.
     out[y0:y1, x0:x1] = weight * solved + (1 - weight) * a
     return out
+
+
+def _anchors(image: np.ndarray, alpha: np.ndarray, band: int):
+    """(sure subject, sure background, backdrop-coloured patches) for the solve: the band
+    around the model's outline, moved off the patches of backdrop the model took for
+    subject (so the band forms around them), and patches of backdrop in the band."""
+    sure_in, sure_out = _band(alpha, band)
+    inside = _backdrop_inside(image, alpha, sure_in, sure_out)
+    if inside.any():
+        sure_in, sure_out = _band(np.where(inside, 0, alpha).astype(np.float32), band)
+        sure_out |= inside
+    plain = _backdrop_patches(image, alpha, sure_in, sure_out) | inside
+    return sure_in, sure_out | plain, plain
 
 
 def _backdrop_patches(image: np.ndarray, alpha: np.ndarray, sure_in: np.ndarray,
@@ -144,6 +170,82 @@ def _backdrop_patches(image: np.ndarray, alpha: np.ndarray, sure_in: np.ndarray,
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     plain = cv2.erode(plain.view(np.uint8), disc)
     return unsure & (cv2.resize(plain, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
+
+
+def _plain_backdrop(pixels: np.ndarray, sure_out: np.ndarray, sigma: float):
+    """The sure background's colour nearby, how much it varies there (RGB distance std,
+    levels) and how much of it there is (0..1). All three are smooth at the scale of sigma:
+    worked out at 1/4 of it in px (at most 1/2 size), then brought back."""
+    h, w = sure_out.shape
+    step = max(2, int(sigma // 4))
+    size = (max(1, w // step), max(1, h // step))
+    # Weighted before shrinking, so no subject pixel sharing a cell with the background
+    # counts as backdrop.
+    back = pixels * sure_out[..., None]
+    sums = [cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+            for x in (sure_out.astype(np.float32), back, back * pixels)]
+    mass, back, square = (cv2.GaussianBlur(x, (0, 0), sigma / step) for x in sums)
+    norm = 1 / np.maximum(mass, 1e-4)[..., None]
+    back, square = back * norm, square * norm
+    spread = np.sqrt(np.maximum(square - back * back, 0).sum(-1))
+    up = [cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (back, spread, mass)]
+    return tuple(up)
+
+
+def _backdrop_inside(image: np.ndarray, alpha: np.ndarray, sure_in: np.ndarray,
+                     sure_out: np.ndarray) -> np.ndarray:
+    """Patches of the model's sure subject that show a plain backdrop: within PLAIN levels
+    of it and PLAIN_RATIO times that far from the subject nearby (a white shirt on a white
+    wall is near its own colour and stays), and only where the model was not sure (below
+    HAZE: a filled gap is haze; a black helmet on a black table, which the model is sure
+    of, is no gap). A gap between arm and body or between the legs reaches beyond the band;
+    the backdrop is taken from INSIDE_SIGMA px around, and only where it is plain over all
+    of that. Edge-colour check, alone: 9.65 / 18.66 -> 9.57 / 17.52."""
+    found = sure_in & (alpha < HAZE)
+    if not (found.any() and sure_out.any()):
+        return np.zeros(sure_in.shape, bool)
+    pixels = image.astype(np.float32)
+    back, spread, mass = _plain_backdrop(pixels, sure_out, INSIDE_SIGMA)
+    ys, xs = np.nonzero(found)
+    pixel = pixels[ys, xs]
+    plain = ((mass[ys, xs] > 0.01) & (spread[ys, xs] < SPREAD)
+             & (np.linalg.norm(pixel - back[ys, xs], axis=-1) < PLAIN))
+    if plain.any():
+        front, _ = _local_mean(pixels, sure_in.astype(np.float32), PLAIN_SIGMA)
+        far = np.linalg.norm(pixel[plain] - front[ys[plain], xs[plain]], axis=-1)
+        plain[plain] = far > PLAIN_RATIO * PLAIN
+    found[ys[~plain], xs[~plain]] = False
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PATCH - 1, 2 * PATCH - 1))
+    return cv2.erode(found.view(np.uint8), disc) > 0
+
+
+def _at_least_the_backdrop_allows(image: np.ndarray, solved: np.ndarray, sure_in: np.ndarray,
+                                  sure_out: np.ndarray) -> np.ndarray:
+    """Alpha raised to the least the compositing equation allows where the backdrop B is
+    plain: I = aF + (1 - a)B with F a real colour (inside the RGB cube) needs
+    a >= |I - B| / |E - B|, E where the ray from B through I leaves the cube. No guess of
+    F (local subject colours gave a far worse alpha than the solve: 14.8 / 24.4 against
+    9.6 / 18.7 on the edge-colour check). The solve runs low on a light backdrop (its
+    error in the band -8.9 levels on average). Edge-colour check, alone: 9.65 / 18.66 ->
+    9.49 / 18.56."""
+    out = solved.astype(np.float32)
+    ys, xs = np.nonzero(~(sure_in | sure_out))
+    if ys.size == 0 or not sure_out.any():
+        return out
+    pixels = image.astype(np.float32)
+    back, spread, mass = _plain_backdrop(pixels, sure_out, PLAIN_SIGMA)
+    b, spread = back[ys, xs], spread[ys, xs]
+    d = pixels[ys, xs] - b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fits = np.where(d > 0, (255 - b) / d, np.where(d < 0, -b / d, np.inf)).min(-1)
+    length = np.linalg.norm(d, axis=-1)
+    # The backdrop's own noise is no subject: that much of |I - B| does not count.
+    margin = NOISE + 2 * spread
+    bound = np.clip((1 - margin / np.maximum(length, 1e-3)) / np.maximum(fits, 1), 0, 1)
+    # Full trust up to half of SPREAD (a level of noise is still a plain backdrop).
+    trust = np.clip(2 - 2 * spread / SPREAD, 0, 1) * np.clip(mass[ys, xs] / 0.05, 0, 1)
+    out[ys, xs] += trust * np.maximum(bound - out[ys, xs], 0)
+    return out
 
 
 def _edge(alpha: np.ndarray) -> np.ndarray:
