@@ -154,8 +154,8 @@ def run_local(chunked: ChunkPlan, quality: str, subject: str, jobs: int, *,
 
 def default_jobs(requested: Optional[int]) -> int:
     """One process per core unless asked: a chunked run's masks are the single run's (see
-    chunks.py), and on two cores a 30 s 720p clip ran at 6.4 fps in chunks against 4.6 in
-    one process."""
+    chunks.py), and on two busy cores a 30 s 720p clip ran at 6.3 fps in chunks against 3.8
+    in one process (--subject person; auto 3.1 against 2.3; benchmarks/chunk_speed.py)."""
     from backdrop.offline.batch import jobs
 
     return jobs(requested, os.cpu_count() or 1)
