@@ -278,3 +278,22 @@ def test_before_a_textured_backdrop_the_models_haze_is_kept():
     truth, image, model = hazy_subject(20.0)
     refined = refine_alpha(image, model)
     np.testing.assert_allclose(refined[50:70, 70:90], model[50:70, 70:90], atol=1e-6)
+
+
+def test_the_dark_backdrop_beside_a_white_rim_stays_backdrop(astronaut):
+    """The astronaut's studio backdrop is near black, a few levels darker in places. Raising
+    alpha to the compositing equation's bound must not take those shades for subject: a
+    channel of B at 5 levels left no room, and a dotted dark line along the held helmet's
+    white rim became opaque (0.7-0.8) and showed on white."""
+    from backdrop.config import BackgroundSpec
+    from backdrop.offline.image import ImageSettings, ImageWorker
+
+    worker = ImageWorker(ImageSettings("best", BackgroundSpec("transparent"), "cutout", "png"))
+    try:
+        layer = worker.render(astronaut).image
+    finally:
+        worker.close()
+    above_rim = (slice(330, 360), slice(380, 512))
+    backdrop = astronaut[above_rim].max(-1) < 30
+    assert backdrop.sum() > 2000
+    assert layer[above_rim][..., 3][backdrop].max() <= 40
