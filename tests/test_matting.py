@@ -233,15 +233,34 @@ def bound_case(bg, fg, backdrop_noise=0.0):
 @pytest.mark.parametrize("fg, bg", [((60, 40, 30), (235, 235, 235)),
                                     ((200, 170, 120), (20, 20, 20))])
 def test_on_a_plain_backdrop_alpha_is_at_least_what_the_compositing_equation_allows(fg, bg):
-    """A solve that ran low (here: 0) is raised to the least alpha a real colour allows; it
-    is a lower bound, so it never overshoots the truth."""
+    """A solve that ran low (here: a third of the truth) is raised to the least alpha a real
+    colour allows; it is a lower bound, so it never overshoots the truth."""
     truth, image, sure_in, sure_out = bound_case(bg, fg)
-    low = np.zeros((H, W), np.float32)
+    low = (truth / 3).astype(np.float32)
+    low[sure_in | sure_out] = 0
     out = matting._at_least_the_backdrop_allows(image, low, sure_in, sure_out)
     unsure = ~(sure_in | sure_out) & (truth > 0.2)
     assert out[unsure].mean() > 0.7 * truth[unsure].mean()
     assert (out - truth)[unsure].max() < 0.03
     np.testing.assert_array_equal(out[sure_in | sure_out], 0)
+
+
+def test_a_shadow_on_a_plain_wall_that_the_solve_left_out_stays_out():
+    """A soft shadow is darker than the wall, as a dark subject would be; where the solve
+    found no subject, the bound adds none (it had made a 0.24 grey haze)."""
+    h, w = 40, 60
+    image = np.full((h, w, 3), 200, np.uint8)
+    image[:, 28:32] = 150                                  # the shadow
+    image[:, 50:] = (30, 40, 50)                           # the subject
+    sure_out = np.zeros((h, w), bool)
+    sure_out[:, :24] = sure_out[:, 36:50] = True
+    sure_in = np.zeros((h, w), bool)
+    sure_in[:, 50:] = True
+    solved = np.zeros((h, w), np.float32)
+    out = matting._at_least_the_backdrop_allows(image, solved, sure_in, sure_out)
+    assert out[:, 28:32].max() == 0
+    solved[:, 28:32] = 0.1                                 # some subject found: raised
+    assert matting._at_least_the_backdrop_allows(image, solved, sure_in, sure_out)[20, 29] > 0.2
 
 
 def test_on_a_textured_backdrop_the_bound_stays_off():
