@@ -581,3 +581,24 @@ def test_workers_that_cannot_start_end_the_run_with_their_reason(monkeypatch):
 
     with pytest.raises(BackdropError, match="No module named 'backdrop'"):
         _fake_run(monkeypatch, {}, start_error="ModuleNotFoundError: No module named 'backdrop'")
+
+
+def test_a_runs_stop_file_is_its_own_and_seen_by_its_tasks(tmp_path):
+    """Ctrl-C reaches a run's tasks through a hidden file beside the output; another run on
+    the same output has its own, so it cannot stop this one's tasks."""
+    import pickle
+
+    from backdrop.offline.cluster_video import CHECK_EVERY_S, StopFile
+
+    mine, other = (StopFile.beside(str(tmp_path / "out.mp4")) for _ in range(2))
+    assert mine.path != other.path and os.path.basename(mine.path).startswith(".out.mp4.")
+    task_copy = pickle.loads(pickle.dumps(mine))           # what a task gets
+    assert not task_copy.is_set()
+    other.set()
+    time.sleep(CHECK_EVERY_S * 1.5)
+    assert not task_copy.is_set()
+    mine.set()
+    time.sleep(CHECK_EVERY_S * 1.5)
+    assert task_copy.is_set()
+    mine.clear(), other.clear()
+    assert list(tmp_path.iterdir()) == []

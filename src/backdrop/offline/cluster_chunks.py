@@ -49,7 +49,6 @@ def _run_chunks(ray, chunked: ChunkPlan, quality: str, subject: str, jobs: int,
     on_start(chunked.frames)
     stop = StopFile.beside(chunked.video.output)
     discard_chunks(chunked)        # what a killed run may have left
-    stop.clear()
     task = ray.remote(num_cpus=1, max_retries=RETRIES)(_chunk_task)
     waiting = list(chunked.chunks)
     running, problems = [], []

@@ -16,7 +16,8 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, replace
+import uuid
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from backdrop.errors import BackdropError
@@ -26,24 +27,28 @@ from backdrop.offline.video import VideoOutcome, VideoPlan
 PROGRESS_EVERY_S = 0.5
 RETRIES = 2
 STOP_WAIT_S = 30.0     # for the tasks to see the StopFile and remove their temp files
+CHECK_EVERY_S = 0.25   # how often a task looks for it
 
 
-@dataclass(frozen=True)
+@dataclass
 class StopFile:
     """The driver's Ctrl-C, seen by its tasks: a hidden file beside the output, on the
-    storage every node writes the output (or the chunks) to anyway; a task checks it before
-    each frame and stops, its temp file removed, within a frame.
+    storage every node writes the output (or the chunks) to anyway; a task looks for it
+    every CHECK_EVERY_S between frames and stops, its temp file removed.
 
     Not ray.cancel: in Ray 2.60 cancelling a task whose start is still in flight (submitted
     a moment before) fails a RAY_CHECK in the driver's core worker ("Tried to complete task
     that was not pending", ray-project/ray#54846), which ends this process with status 1
-    at once, printing nothing and leaving the chunks behind."""
+    at once, printing nothing and leaving the chunks behind.
+    The name is the run's own (a random part), so another run on the same output cannot
+    stop this one's tasks."""
     path: str
+    _checked: float = field(default=0.0, compare=False, repr=False)
 
     @classmethod
     def beside(cls, output: str) -> "StopFile":
         folder, name = os.path.split(os.path.abspath(output.rstrip("/" + os.sep)))
-        return cls(os.path.join(folder, f".{name}.stop"))
+        return cls(os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.stop"))
 
     def set(self) -> None:
         with contextlib.suppress(OSError):     # the folder: a task may not have made it yet
@@ -51,7 +56,15 @@ class StopFile:
             open(self.path, "w").close()
 
     def is_set(self) -> bool:
-        return os.path.exists(self.path)
+        now = time.monotonic()
+        if now - self._checked < CHECK_EVERY_S:
+            return False
+        self._checked = now
+        # A directory read, not a lookup of the name: NFS clients cache a failed lookup
+        # for up to a minute, longer than the driver waits (STOP_WAIT_S).
+        with contextlib.suppress(OSError):
+            return os.path.basename(self.path) in os.listdir(os.path.dirname(self.path))
+        return False
 
     def clear(self) -> None:
         with contextlib.suppress(OSError):
@@ -66,7 +79,6 @@ def run_video_on_cluster(plan: VideoPlan, quality: str, *, subject: str, address
                          on_start: Callable[[int], None] = lambda total: None,
                          on_frame: Callable[[], None] = lambda: None) -> VideoOutcome:
     stop = StopFile.beside(plan.output)
-    stop.clear()         # what a killed run may have left
     with connected(address, None) as ray:
         task = ray.remote(num_cpus=1, max_retries=RETRIES, num_returns="streaming")(_video_task)
         stream = task.remote(_absolute(plan), quality, subject, stop)
