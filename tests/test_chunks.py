@@ -18,7 +18,7 @@ from backdrop.errors import SinkError
 from backdrop.io.video import index_video
 from backdrop.offline import chunks
 from backdrop.offline.chunks import join_chunks, plan_chunks, run_chunk, run_one_process
-from backdrop.offline.video import plan_video, run_video
+from backdrop.offline.video import plan_video, run_video, slot_of
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "src" / "backdrop" / "assets" / "astronaut.png"
 W, H, FPS, RATE, GOP, FRAMES = 160, 120, 30, 44100, 12, 150
@@ -110,11 +110,13 @@ def test_chunks_start_on_keyframes_with_warm_up_before(clip):
     for before, chunk in zip(chunked.chunks, chunked.chunks[1:]):
         span = chunk.span
         assert before.span.stop == span.first == index.pts[span.index]
-        # the warm-up: at least 8 frames, from a frame where the single run finds the
-        # crop box afresh (engine/models.py REFIND)
-        assert chunk.start % REFIND == 0 and 8 <= span.index - chunk.start < 8 + REFIND
-        assert span.warm == index.pts[chunk.start]
-        assert span.seek == index.pts[chunk.start // GOP * GOP]   # the keyframe before it
+        # the warm-up: at least 8 frames, from the first frame of a stretch of REFIND
+        # frame slots, where the single run takes a frame as if it were its first
+        # (engine/models.py); here a frame's slot is its place
+        warm = index.pts.index(span.warm)
+        assert warm % REFIND == 0 and 8 <= span.index - warm < 8 + REFIND
+        assert slot_of(float(span.warm * index.time_base), FPS) == warm
+        assert span.seek == index.pts[warm // GOP * GOP]   # the keyframe before it
     assert chunked.chunks[-1].span.stop is None and chunked.workdir.endswith(".x.mp4.chunks")
 
 
@@ -182,7 +184,7 @@ def test_a_folder_of_frames_splits_anywhere(tmp_path):
     chunked = plan_chunks(plan_video(str(frames), str(joined), None, False), chunk_seconds=0.5)
     assert [c.span.index for c in chunked.chunks] == [0, 15, 30]
     # 40 frames: every warm-up starts on frame 0, the only REFIND frame before 30 - 8
-    assert [(c.start, c.span.warm) for c in chunked.chunks] == [(0, 0)] * 3
+    assert [c.span.warm for c in chunked.chunks] == [0] * 3
     run_one_process(chunked, *FAST)
     want, got = decode(single), decode(joined)
     assert got["pts"] == want["pts"] and len(got["pts"]) == 40 and got["errors"] == []
@@ -282,3 +284,48 @@ def test_by_default_a_long_video_runs_in_chunks_on_every_core(clip, tmp_path, mo
                       default_jobs(None)) is None                 # 5 s: one run
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert default_jobs(None) == 1                                # one core: one run
+
+
+def _resets(slots: list) -> list:
+    """Where a run takes a frame as if it were its first (Pipeline.process_sequence)."""
+    return [i for i, s in enumerate(slots) if i == 0 or s // REFIND != slots[i - 1] // REFIND]
+
+
+def test_chunks_number_frames_as_the_whole_run_in_a_file_cut_mid_gop(tmp_path):
+    """A recording cut in the middle of a group of pictures (its first keyframe lost): the
+    first 19 packets cannot be decoded. Frames are placed by their own time, so a chunk
+    takes the same frames as if they were first as the whole run does, and starts on one."""
+    from backdrop.io.video import VideoFileReader
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    with av.open(str(whole), "w") as out:
+        video = out.add_stream("libx264", rate=FPS, options={
+            "g": "20", "keyint_min": "20", "sc_threshold": "0", "bf": "0"})
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for i in range(160):
+            rgb = np.full((48, 64, 3), i % 200, np.uint8)
+            out.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(video.encode(None))
+    with av.open(str(whole)) as src, av.open(str(cut), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        packets = [p for p in src.demux(src.streams.video[0]) if p.dts is not None]
+        for packet in packets[1:]:                     # the first keyframe dropped
+            packet.stream = stream
+            dst.mux(packet)
+    with VideoFileReader(str(cut)) as reader:
+        times = [t for _, t, _ in reader.frames()]
+    assert len(times) == 140                           # 19 + the dropped one are lost
+    single = [slot_of(t, FPS) for t in times]
+    chunked = plan_chunks(plan_video(str(cut), str(tmp_path / "o.mp4"), None, False),
+                          chunk_seconds=1.5)
+    assert len(chunked.chunks) >= 3
+    single_resets = {times[i] for i in _resets(single)}
+    for chunk in chunked.chunks[1:]:
+        with VideoFileReader(str(cut)) as reader:
+            got = [(t, name) for _, t, name in reader.frames(span=chunk.span)]
+        slots = [slot_of(t, FPS) for t, _ in got]
+        resets = {got[i][0] for i in _resets(slots)}
+        written = [t for t, name in got if name is not None]
+        assert resets <= single_resets                 # its first frame included
+        assert {t for t in single_resets if written[0] <= t <= written[-1]} <= resets
+        assert sum(name is None for _, name in got[:len(got) - 1]) >= chunks.WARMUP

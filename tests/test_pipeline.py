@@ -334,7 +334,8 @@ def _boxes_and_mattes(p, frames, start):
 
     p._person = recording
     try:
-        mattes = [r.alpha.copy() for r in p.process_sequence(iter(frames), start=start)]
+        mattes = [r.alpha.copy() for r in p.process_sequence(
+            iter(frames), slots=range(start, start + len(frames)))]
     finally:
         del p._person
     return boxes, mattes

@@ -24,8 +24,9 @@ from backdrop.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
-# In a file, every REFIND-th frame (counted from the file's start) is taken as if it were the
-# first: the crop box is found afresh and `auto` decides again what the subject is. Kept
+# In a file, the first frame of every stretch of REFIND frame durations (by the frames' own
+# timestamps, so frames that could not be decoded do not shift it) is taken as if it were
+# the first: the crop box is found afresh and `auto` decides again what the subject is. Kept
 # from frame to frame, both depend on every frame since they were last set (a box stays
 # while the person fits in it, a decision for the whole shot), and a run that starts in
 # the middle (a chunk of a long video) could not find the same ones: on the parkour clip

@@ -3,6 +3,7 @@ shared by the live, image and video modes. No threads, no sleeping, no devices h
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -185,13 +186,16 @@ class Pipeline:
         return self._run(frame, composite_wanted=True)
 
     def process_sequence(self, frames: Iterable[np.ndarray], *, composite: bool = True,
-                         lookahead: int = 1, start: int = 0) -> Iterator[Frame]:
+                         lookahead: int = 1, slots: Optional[Iterable[int]] = None
+                         ) -> Iterator[Frame]:
         """The frames of a file, in order, with smoothing that also looks `lookahead`
         frames ahead: where the model is unsure about a pixel in this frame, it leans on
         the mean of the frames around it (before and after, so without lag); where it is
         sure, it is taken as is, so a moving arm is not smeared. Yields one Frame per
         input, in order; frames are copied while they wait for the frames after them.
-        `start`: the first frame's number in its file (a chunk's; see REFIND)."""
+        `slots`: each frame's place in its file, in frame durations from the file's time 0
+        (a chunk's frames are numbered as the whole file's; see REFIND); default 0, 1, ...
+        A frame that starts a new stretch of REFIND slots is taken as if it were the first."""
         self.reset()
         pending: Deque = deque()
         maps: Deque = deque(maxlen=2 * lookahead + 1)
@@ -206,9 +210,11 @@ class Pipeline:
                 kernels.smooth_masks(neighbours, maps[index], self.smoother.ratio, person)
             return self._render(frame, guide, person, t, composite_wanted=composite)
 
-        for number, frame in enumerate(frames, start):
+        stretch = None
+        for frame, slot in zip(frames, itertools.count() if slots is None else slots):
             check_frame(frame, "frame", contiguous=True)
-            if number % REFIND == 0:
+            if slot // REFIND != stretch:
+                stretch = slot // REFIND
                 self.models.reset()
             t: Dict[str, float] = {}
             guide, person = self._person(frame, t, smooth=False)

@@ -315,8 +315,8 @@ class FrameFolderReader:
                 self.skipped.append(str(e))
                 continue
             name = os.path.splitext(os.path.basename(path))[0]
-            if span is None:
-                yield rgb, None, name
+            if span is None:     # its time from its place, as in a chunk: a gap where
+                yield rgb, i / float(self.fps), name    # a file could not be read
             else:
                 inside = span.first <= i and (span.stop is None or i < span.stop)
                 yield rgb, i / float(self.fps), name if inside else None

@@ -6,7 +6,8 @@ chunk runs the same code on a stretch of the file.
 Seams: chunk k starts decoding at a keyframe before its first frame and runs at least
 WARMUP frames through the pipeline before it (processed, not written), from a frame the
 whole run takes as if it were its first (engine/models.py REFIND: the crop box found afresh,
-`auto`'s subject decided again), so that the crop box and the subject are the whole run's,
+`auto`'s subject decided again; both runs place a frame by its timestamp, offline/video.py
+slot_of), so that the crop box and the subject are the whole run's,
 and the look-ahead smoothing and the matte's temporal hold have history; it also runs TAIL
 frames past its end for the look-ahead. Same frame count and timestamps as the single run;
 not byte for byte (each chunk's encoder starts afresh). Masks against the single run's
@@ -46,7 +47,7 @@ from typing import Callable, Dict, Optional, Tuple
 from backdrop.engine.models import REFIND
 from backdrop.errors import SinkError
 from backdrop.io.video import Span
-from backdrop.offline.video import VideoOutcome, VideoPlan
+from backdrop.offline.video import VideoOutcome, VideoPlan, slot_of
 
 WARMUP = 8            # at least this many frames processed before a chunk's first one
 TAIL = 1              # Pipeline.process_sequence's look-ahead
@@ -58,7 +59,6 @@ class Chunk:
     number: int
     span: Optional[Span]   # None: the whole input
     frames: int            # frames it writes (as the input's packets promise)
-    start: int = 0         # the number of the first frame it runs (its warm-up's)
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,19 @@ def plan_chunks(plan: VideoPlan, *, chunk_seconds: float = CHUNK_SECONDS,
     target = max(1, round(chunk_seconds * index.fps))
     starts = _starts(index.keyframes, count, target)
     chunks = []
+    # Each frame's slot, as the run computes it from the frame's time (offline/video.py).
+    slots = [slot_of(float(p * index.time_base), float(index.fps)) for p in pts]
     for number, (first, end) in enumerate(zip(starts, starts[1:] + [count])):
-        # on a frame the whole file's run takes as if it were its first (REFIND)
-        warm = max(0, first - warmup) // REFIND * REFIND
+        # from the first frame of the stretch of REFIND slots the whole file's run takes as
+        # if it were its first frame (engine/models.py), at least `warmup` frames before
+        stretch = slots[max(0, first - warmup)] // REFIND * REFIND
+        warm = bisect.bisect_left(slots, stretch)
         # the last keyframe at or before the warm-up (decoding starts there)
         before = bisect.bisect_right(index.keyframes, warm) - 1
         seek = index.keyframes[before] if before >= 0 else 0
         span = Span(seek=pts[seek], warm=pts[warm], first=pts[first],
                     stop=pts[end] if end < count else None, index=first, tail=TAIL)
-        chunks.append(Chunk(number, span, end - first, warm))
+        chunks.append(Chunk(number, span, end - first))
     return ChunkPlan(plan, tuple(chunks), workdir)
 
 
@@ -177,7 +181,7 @@ def run_chunk(chunked: ChunkPlan, chunk: Chunk, quality: str, subject: str = "au
         pipeline = _cached_pipeline(plan, quality, subject, reader.fps, threads)
         sink = open_output(plan, reader, stack, path, audio=False)
         stream_frames(pipeline, lambda on_audio: reader.frames(span=chunk.span), sink,
-                      plan.kind, on_frame, audio=False, start=chunk.start)
+                      plan.kind, on_frame, audio=False)
         if reader.count == 0:
             raise nothing_decoded(reader)
     problem = reader.problem

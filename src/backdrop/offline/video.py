@@ -134,11 +134,10 @@ def open_pipeline(plan: VideoPlan, quality: str, subject: str, fps: float, threa
 
 
 def stream_frames(pipeline, produce: Callable, sink, kind: str,
-                  on_frame: Callable[[], None], *, audio: bool = True, start: int = 0) -> None:
+                  on_frame: Callable[[], None], *, audio: bool = True) -> None:
     """Runs the frames of `produce(on_audio)` ((rgb, seconds, name) in order) through the
     pipeline into the sink. A frame named None goes through the pipeline (its state and
-    look-ahead) but is not written: a chunk's warm-up and tail. `start`: the number of
-    the first frame in the file."""
+    look-ahead) but is not written: a chunk's warm-up and tail."""
     from backdrop.offline.stages import Prefetch, WriterThread
 
     with contextlib.ExitStack() as stack:
@@ -149,23 +148,35 @@ def stream_frames(pipeline, produce: Callable, sink, kind: str,
         writer = stack.enter_context(WriterThread(
             lambda what, value: sink.audio(value) if what == "audio" else sink.write(*value)))
         meta: collections.deque = collections.deque()
+        slots: collections.deque = collections.deque()   # taken in step with the frames
 
         def video_frames():
+            slot = -1
             for what, value in frames:
                 if what == "audio":        # may go a frame early: the muxer orders by time
                     writer.submit("audio", value)
                     continue
                 rgb, seconds, name = value
+                slot = slot_of(seconds, pipeline.fps, slot)
                 meta.append((seconds, name))
+                slots.append(slot)
                 yield rgb
 
         # the whole file is there: smoothing may also look at the next frame
-        for result in pipeline.process_sequence(video_frames(), start=start):
+        for result in pipeline.process_sequence(video_frames(), slots=iter(slots.popleft, None)):
             seconds, name = meta.popleft()
             if name is not None:
                 writer.submit("video", (_render(result, kind), seconds, name))
                 on_frame()
         writer.finish()
+
+
+def slot_of(seconds: Optional[float], fps: float, last: int = -1) -> int:
+    """A frame's place in its file in frame durations, from its own timestamp: the same in
+    a chunk as in the whole run, whatever frames could not be decoded before it (a
+    recording cut in the middle of a group of pictures, a damaged packet, an unreadable
+    file in a folder). A frame without a time follows the one before it."""
+    return last + 1 if seconds is None else round(seconds * fps)
 
 
 def _audio_outcome(sink, reader) -> str:
