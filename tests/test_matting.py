@@ -42,16 +42,21 @@ def test_a_mask_off_by_a_few_pixels_is_pulled_onto_the_true_edge():
     assert after < 0.4 * before, (before, after)
 
 
-def legs(gap_haze=0.45):
-    """A body whose legs have a 14 px gap of backdrop between them, open below, and a
-    model that filled the gap with haze (as models do between legs, or arm and body)."""
+def filled_gap(body, gap, haze):
+    """A body (rows, columns) with a gap of backdrop in it, open below, and a model that
+    filled the gap with `haze` (as models do between legs, or arm and body)."""
     hard = np.zeros((H, W), np.float32)
-    hard[15:100, 40:118] = 1
+    hard[body] = 1
     filled = hard.copy()
-    hard[60:100, 72:86] = 0
+    hard[gap] = 0
     model = np.maximum(cv2.GaussianBlur(hard, (0, 0), 3),
-                       gap_haze * cv2.GaussianBlur(filled, (0, 0), 3))
+                       haze * cv2.GaussianBlur(filled, (0, 0), 3))
     return cv2.GaussianBlur(hard, (0, 0), 1.5), model
+
+
+def legs(gap_haze=0.45):
+    """Legs with a 14 px gap between them."""
+    return filled_gap(np.s_[15:100, 40:118], np.s_[60:100, 72:86], gap_haze)
 
 
 @pytest.mark.parametrize("fg, bg", [((200, 40, 30), (235, 235, 235)),
@@ -187,15 +192,9 @@ def test_real_people_on_a_dark_backdrop_lose_less_edge(eval_photos, monkeypatch)
 
 
 def deep_gap(haze):
-    """A body with a 22 px gap of backdrop that the model filled with `haze`: the gap's
-    middle is farther than the band from the model's outline, so the band cannot reach it."""
-    hard = np.zeros((H, W), np.float32)
-    hard[10:110, 30:130] = 1
-    filled = hard.copy()
-    hard[35:110, 69:91] = 0
-    model = np.maximum(cv2.GaussianBlur(hard, (0, 0), 3),
-                       haze * cv2.GaussianBlur(filled, (0, 0), 3))
-    return cv2.GaussianBlur(hard, (0, 0), 1.5), model
+    """A 22 px gap: its middle is farther than the band from the model's outline, so the
+    band cannot reach it."""
+    return filled_gap(np.s_[10:110, 30:130], np.s_[35:110, 69:91], haze)
 
 
 @pytest.mark.parametrize("fg, bg", [((200, 40, 30), (235, 235, 235)),
