@@ -352,3 +352,39 @@ def test_without_ai_edge_litert_the_mediapipe_segmenter_runs(monkeypatch):
         assert mask.shape == (h, w)
     finally:
         seg.close()
+
+
+def test_batches_take_no_more_processes_than_free_memory_holds(monkeypatch):
+    """Linux reads MemAvailable; Windows' and macOS's own counts are simulated here through
+    the calls backdrop makes (GlobalMemoryStatusEx, sysconf)."""
+    import ctypes
+    from types import SimpleNamespace
+
+    from backdrop.offline import batch
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    gib = 1 << 30
+    linux = batch.available_memory()
+    assert linux is not None and 0 < linux < 1 << 50
+    monkeypatch.setattr(batch, "available_memory", lambda: 3 * gib + 5)
+    assert batch.jobs(None, 100) == 3 and batch.jobs(None, 2) == 2
+    assert batch.jobs(12, 100) == 12                      # asked for: as asked
+    monkeypatch.setattr(batch, "available_memory", lambda: gib // 2)
+    assert batch.jobs(None, 100) == 1
+    monkeypatch.setattr(batch, "available_memory", lambda: None)
+    assert batch.jobs(None, 100) == 16
+    monkeypatch.undo()
+
+    class Kernel32:
+        def GlobalMemoryStatusEx(self, status):
+            assert status._obj.length == ctypes.sizeof(status._obj)   # as Windows checks
+            status._obj.available = 6 * gib
+            return 1
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(ctypes, "windll", SimpleNamespace(kernel32=Kernel32()), raising=False)
+    assert batch.available_memory() == 6 * gib
+    monkeypatch.setattr(sys, "platform", "darwin")
+    sizes = {"SC_PHYS_PAGES": 4 * 1024 * 1024, "SC_PAGE_SIZE": 4096}     # 16 GB
+    monkeypatch.setattr(os, "sysconf", sizes.__getitem__)
+    assert batch.available_memory() == 8 * gib

@@ -94,8 +94,8 @@ def add_parser(sub) -> None:
                    help="with --id-photo: also a print sheet of that paper size (4x6in,"
                    " 10x15cm), as many copies as fit, with cut marks")
     p.add_argument("--jobs", type=positive_int, metavar="N",
-                   help="worker processes for batches (default: one per core, of the"
-                   " cluster with --cluster)")
+                   help="worker processes for batches (default: one per core, fewer if the"
+                   " free memory holds fewer at about 1 GB each; of the cluster with --cluster)")
     cluster_argument(p)
     p.add_argument("--skip-existing", action="store_true",
                    help="leave inputs whose outputs are already there (files appear complete"

@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
                    help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=non_negative_int, default=8750, help="default: 8750")
     p.add_argument("--workers", type=positive_int,
-                   help="worker processes, each with its own models (default: one per core)")
+                   help="worker processes, each with its own models (default: one per core,"
+                   " fewer if the free memory holds fewer at about 1 GB each)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request"
                    " (browsers: any user name, the token as the password)")
     p.add_argument("--queue", type=non_negative_int, default=16,

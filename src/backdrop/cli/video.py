@@ -63,7 +63,8 @@ def add_parser(sub) -> None:
                    help="frame rate for a folder of frames (default: 30)")
     v.add_argument("--jobs", type=positive_int, metavar="N",
                    help="processes for a long video, each on a chunk of it (default: one per"
-                   " core; see below)")
+                   " core, fewer if the free memory holds fewer at about 1 GB each; see"
+                   " below)")
     v.add_argument("--chunk-seconds", type=positive_float, metavar="S",
                    help="length of those chunks (default: the video's length / jobs, 10 to 30)")
     cluster_argument(v)
