@@ -273,8 +273,11 @@ def test_by_default_a_long_video_runs_in_chunks_on_every_core(clip, tmp_path, mo
     where it pays: a video of 20 s or more, on more than one core."""
     from backdrop.offline.chunkpool import default_jobs, local_plan
 
+    from backdrop.offline import batch
+
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(batch, "available_memory", lambda: 8 << 30)   # room for 8
     assert default_jobs(None) == 3 and default_jobs(1) == 1
     long = make_clip(tmp_path / "long.mp4", 20 * FPS, audio=False)
     chunked = local_plan(plan_video(str(long), str(tmp_path / "out.mp4"), None, False),
