@@ -19,6 +19,7 @@ from backdrop.io.video import index_video
 from backdrop.offline import chunks
 from backdrop.offline.chunks import join_chunks, plan_chunks, run_chunk, run_one_process
 from backdrop.offline.video import plan_video, run_video, slot_of
+from test_offline_video import mux_sine
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "src" / "backdrop" / "assets" / "astronaut.png"
 W, H, FPS, RATE, GOP, FRAMES = 160, 120, 30, 44100, 12, 150
@@ -42,12 +43,7 @@ def make_clip(path: Path, frames: int = FRAMES, audio: bool = True) -> Path:
         sound = out.add_stream("aac", rate=RATE) if audio else None
         if sound is not None:
             sound.layout = "mono"
-            t = np.arange(frames * RATE // FPS) / RATE
-            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-            chunk = av.AudioFrame.from_ndarray(wave, format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts = RATE, 0
-            out.mux(sound.encode(chunk))
-            out.mux(sound.encode(None))
+            mux_sine(out, sound, frames * RATE // FPS)
         for frame in _frames(frames):
             out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(video.encode(None))

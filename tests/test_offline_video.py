@@ -36,13 +36,18 @@ def make_video(path: Path, frames: int = 30, faststart: bool = True, audio: bool
             out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(video.encode(None))
         if sound is not None:
-            t = np.arange(frames * RATE // FPS) / RATE
-            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-            chunk = av.AudioFrame.from_ndarray(wave, format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts = RATE, 0
-            out.mux(sound.encode(chunk))
-            out.mux(sound.encode(None))
+            mux_sine(out, sound, frames * RATE // FPS)
     return path
+
+
+def mux_sine(out, sound, samples: int) -> None:
+    """A 440 Hz sine wave of `samples` samples, encoded by the mono `sound` and muxed."""
+    t = np.arange(samples) / sound.rate
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    chunk = av.AudioFrame.from_ndarray(wave, format="flt", layout="mono")
+    chunk.sample_rate, chunk.pts = sound.rate, 0
+    out.mux(sound.encode(chunk))
+    out.mux(sound.encode(None))
 
 
 @pytest.fixture(scope="module")

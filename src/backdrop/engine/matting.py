@@ -196,6 +196,13 @@ def _plain_backdrop(pixels: np.ndarray, sure_out: np.ndarray, sigma: float):
     return tuple(up)
 
 
+def _plain_around(pixels: np.ndarray, sure_out: np.ndarray):
+    """The backdrop's colour over INSIDE_SIGMA px, and where it is plain there (enough of
+    it nearby, and varying by less than SPREAD levels)."""
+    back, spread, mass = _plain_backdrop(pixels, sure_out, INSIDE_SIGMA)
+    return back, (mass > 0.01) & (spread < SPREAD)
+
+
 def _backdrop_inside(image: np.ndarray, alpha: np.ndarray, sure_in: np.ndarray,
                      sure_out: np.ndarray) -> np.ndarray:
     """Patches of the model's sure subject that show a plain backdrop: within PLAIN levels
@@ -209,11 +216,10 @@ def _backdrop_inside(image: np.ndarray, alpha: np.ndarray, sure_in: np.ndarray,
     if not (found.any() and sure_out.any()):
         return np.zeros(sure_in.shape, bool)
     pixels = image.astype(np.float32)
-    back, spread, mass = _plain_backdrop(pixels, sure_out, INSIDE_SIGMA)
+    back, plain_there = _plain_around(pixels, sure_out)
     ys, xs = np.nonzero(found)
     pixel = pixels[ys, xs]
-    plain = ((mass[ys, xs] > 0.01) & (spread[ys, xs] < SPREAD)
-             & (np.linalg.norm(pixel - back[ys, xs], axis=-1) < PLAIN))
+    plain = plain_there[ys, xs] & (np.linalg.norm(pixel - back[ys, xs], axis=-1) < PLAIN)
     if plain.any():
         front, _ = _local_mean(pixels, sure_in.astype(np.float32), PLAIN_SIGMA)
         far = np.linalg.norm(pixel[plain] - front[ys[plain], xs[plain]], axis=-1)
@@ -235,9 +241,9 @@ def _subject_by_colour(image: np.ndarray, sure_in: np.ndarray,
     if not (sure_in.any() and sure_out.any()):
         return np.zeros(sure_in.shape, bool)
     pixels = image.astype(np.float32)
-    back, spread, mass = _plain_backdrop(pixels, sure_out, INSIDE_SIGMA)
+    back, plain = _plain_around(pixels, sure_out)
     far = np.linalg.norm(pixels - back, axis=-1) > PLAIN_RATIO * PLAIN
-    return sure_in & (mass > 0.01) & (spread < SPREAD) & far
+    return sure_in & plain & far
 
 
 def _at_least_the_backdrop_allows(image: np.ndarray, solved: np.ndarray, sure_in: np.ndarray,
@@ -245,11 +251,10 @@ def _at_least_the_backdrop_allows(image: np.ndarray, solved: np.ndarray, sure_in
     """Alpha raised to the least the compositing equation allows where the backdrop B is
     plain: I = aF + (1 - a)B with F a real colour (inside the RGB cube) needs
     a >= |I - B| / |E - B|, E where the ray from B through I leaves the cube (per channel,
-    below). No guess of
-    F (local subject colours gave a far worse alpha than the solve: 14.8 / 24.4 against
-    9.6 / 18.7 on the edge-colour check). The solve runs low on a light backdrop (its
-    error in the band -8.9 levels on average). Edge-colour check, alone: 9.65 / 18.66 ->
-    9.49 / 18.56."""
+    below). No guess of F (local subject colours gave a far worse alpha than the solve:
+    14.8 / 24.4 against 9.6 / 18.7 on the edge-colour check). The solve runs low on a light
+    backdrop (its error in the band -8.9 levels on average). Edge-colour check, alone:
+    9.65 / 18.66 -> 9.49 / 18.56."""
     out = solved.astype(np.float32)
     ys, xs = np.nonzero(~(sure_in | sure_out))
     if ys.size == 0 or not sure_out.any():

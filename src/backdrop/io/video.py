@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from backdrop.errors import InputError
+from backdrop.io.frames import Closing
 from backdrop.io.images import IMAGE_KINDS, is_image_path, read_rgb
 
 DEFAULT_FPS = Fraction(30)     # for frames that carry no rate (a folder, a broken header)
@@ -90,7 +91,7 @@ def _start_of(container) -> float:
     return max(0.0, start / av.time_base) if start else 0.0
 
 
-class VideoFileReader:
+class VideoFileReader(Closing):
     """Decodes a video file's first video stream in order, handing audio packets to a
     callback so they can be copied to the output as they come. `fps` is the rate to assume
     when the file states none."""
@@ -209,12 +210,6 @@ class VideoFileReader:
     def close(self) -> None:
         self.container.close()
 
-    def __enter__(self) -> "VideoFileReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def index_video(path: str, fps: Optional[float] = None) -> VideoIndex:
     """Timestamps and keyframes of a video file's frames, read from its packets: only the
@@ -241,7 +236,7 @@ def index_video(path: str, fps: Optional[float] = None) -> VideoIndex:
         return VideoIndex(Fraction(stream.time_base), tuple(order), keyframes, reader.fps)
 
 
-class PacketReader:
+class PacketReader(Closing):
     """The encoded packets of a file's first video (or audio) stream, to copy them into
     another file without decoding."""
 
@@ -263,12 +258,6 @@ class PacketReader:
     def close(self) -> None:
         self.container.close()
 
-    def __enter__(self) -> "PacketReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def list_frame_files(folder: str) -> List[str]:
     """The frames of a folder: image files, hidden ones left out, sorted by name."""
@@ -281,7 +270,7 @@ def list_frame_files(folder: str) -> List[str]:
     return [os.path.join(folder, n) for n in sorted(names)]
 
 
-class FrameFolderReader:
+class FrameFolderReader(Closing):
     """A folder of images read as frames, sorted by file name; one that cannot be read is
     skipped (and counted in `problem`). No audio; `fps` is the rate to play them at."""
 
@@ -329,12 +318,6 @@ class FrameFolderReader:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> "FrameFolderReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def open_reader(path: str, fps: Optional[float] = None):
